@@ -1,0 +1,402 @@
+//! The reference interpreter: fetch, decode with iced-x86, dispatch on the mnemonic into one
+//! module per instruction family, deliver exceptions (SDM Vol. 2 for instruction semantics,
+//! Vol. 3A ch. 6 for exceptions and interrupts).
+
+pub mod alu;
+pub mod bit;
+pub mod branch;
+pub mod control;
+pub mod cx;
+pub mod flagops;
+pub mod flags;
+pub mod interrupt;
+pub mod mmu;
+pub mod mov;
+pub mod muldiv;
+pub mod segment;
+pub mod shift;
+pub mod stack;
+pub mod string;
+pub mod system;
+pub mod xchg;
+
+use iced_x86::{ConditionCode, Decoder, DecoderError, DecoderOptions, Instruction, Mnemonic};
+
+use crate::fault::Fault;
+use crate::ram::GuestRam;
+use crate::state::{CpuState, flags as fl, gpr, sreg};
+use crate::vcpu::{EngineStats, Kicker, Vcpu, VcpuError, VcpuExit, VmIo};
+use cx::{Cx, Misc};
+use mmu::Tlb;
+
+/// Called before each instruction executes when tracing: linear address of the instruction,
+/// its bytes, and the decoded instruction.
+pub type TraceFn = Box<dyn FnMut(&CpuState, &[u8], &Instruction) + Send>;
+
+/// What one step did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StepResult {
+    /// An instruction retired (or an exception was delivered).
+    Ok,
+    /// The processor shut down (triple fault).
+    Shutdown,
+}
+
+/// The interpreter engine: one vCPU.
+pub struct Interp {
+    st: CpuState,
+    ram: GuestRam,
+    tlb: Tlb,
+    misc: Misc,
+    kicker: Kicker,
+    trace: Option<TraceFn>,
+    instructions: u64,
+    exceptions: u64,
+    interrupts: u64,
+    /// The last triple fault's cause, for the register dump.
+    pub last_fault: Option<Fault>,
+}
+
+impl std::fmt::Debug for Interp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Interp").field("rip", &self.st.rip).field("instructions", &self.instructions).finish()
+    }
+}
+
+impl Interp {
+    /// A vCPU in the RESET state over `ram`.
+    pub fn new(ram: GuestRam) -> Interp {
+        Interp {
+            st: CpuState::reset(),
+            ram,
+            tlb: Tlb::default(),
+            misc: Misc { tsc_origin: Some(std::time::Instant::now()), ..Misc::default() },
+            kicker: Kicker::new(),
+            trace: None,
+            instructions: 0,
+            exceptions: 0,
+            interrupts: 0,
+            last_fault: None,
+        }
+    }
+
+    /// Trace every instruction through `f`.
+    pub fn set_trace(&mut self, f: Option<TraceFn>) {
+        self.trace = f;
+    }
+
+    /// Direct access to the architectural state (tests, firmware setup).
+    pub fn state_mut(&mut self) -> &mut CpuState {
+        self.tlb.flush();
+        &mut self.st
+    }
+
+    /// The architectural state.
+    pub fn state(&self) -> &CpuState {
+        &self.st
+    }
+
+    /// Instructions retired so far.
+    pub fn instructions(&self) -> u64 {
+        self.instructions
+    }
+
+    /// Execute one instruction (or deliver one exception).
+    pub fn step(&mut self, io: &dyn VmIo) -> StepResult {
+        let mut cx = Cx {
+            st: &mut self.st,
+            tlb: &mut self.tlb,
+            ram: &self.ram,
+            io,
+            misc: &mut self.misc,
+            asz: 8,
+        };
+        let r = step_one(&mut cx, self.trace.as_mut());
+        match r {
+            Stepped::Retired => {
+                self.instructions += 1;
+                StepResult::Ok
+            }
+            Stepped::Exception => {
+                self.exceptions += 1;
+                StepResult::Ok
+            }
+            Stepped::TripleFault(f) => {
+                self.last_fault = Some(f);
+                StepResult::Shutdown
+            }
+        }
+    }
+}
+
+enum Stepped {
+    Retired,
+    Exception,
+    TripleFault(Fault),
+}
+
+/// Address size in bytes of an instruction decoded at `bitness`, from its prefixes.
+fn address_size(bytes: &[u8], bitness: u32) -> u32 {
+    let mut toggled = false;
+    for &b in bytes {
+        match b {
+            0x67 => toggled = true,
+            0x26 | 0x2e | 0x36 | 0x3e | 0x64 | 0x65 | 0x66 | 0xf0 | 0xf2 | 0xf3 => {}
+            _ => break,
+        }
+    }
+    match (bitness, toggled) {
+        (64, false) => 8,
+        (64, true) | (32, false) | (16, true) => 4,
+        _ => 2,
+    }
+}
+
+fn step_one(cx: &mut Cx, trace: Option<&mut TraceFn>) -> Stepped {
+    let start_rip = cx.st.rip;
+    let start_rsp = cx.st.gpr[gpr::RSP];
+    let tf = cx.st.rflags & fl::TF != 0;
+    cx.st.interrupt_shadow = false;
+    let r = (|| -> Result<(), Fault> {
+        let bitness = cx.st.code_bitness();
+        // Fetch: CS limit check outside 64-bit mode, canonical check in it.
+        let lin = if bitness == 64 {
+            if !cx::canonical(cx.st.rip) {
+                return Err(Fault::GP0);
+            }
+            cx.st.rip
+        } else {
+            let cs = &cx.st.seg[sreg::CS];
+            if cx.st.rip > u64::from(cs.limit) {
+                return Err(Fault::GP0);
+            }
+            cs.base.wrapping_add(cx.st.rip) & 0xffff_ffff
+        };
+        let mut buf = [0u8; 16];
+        let mut n = cx.fetch(lin, &mut buf, false)?;
+        let mut i = Instruction::default();
+        let mut dec = Decoder::with_ip(bitness, &buf[..n], cx.st.rip, DecoderOptions::NONE);
+        dec.decode_out(&mut i);
+        if dec.last_error() == DecoderError::NoMoreBytes && n < 15 {
+            n = cx.fetch(lin, &mut buf, true)?;
+            dec = Decoder::with_ip(bitness, &buf[..n], cx.st.rip, DecoderOptions::NONE);
+            dec.decode_out(&mut i);
+        }
+        if i.is_invalid() {
+            return Err(Fault::UD);
+        }
+        let len = i.len();
+        if let Some(t) = trace {
+            t(cx.st, &buf[..len], &i);
+        }
+        cx.asz = address_size(&buf[..len], bitness);
+        let next = i.next_ip();
+        cx.st.rip = match bitness {
+            16 => next & 0xffff,
+            32 => next & 0xffff_ffff,
+            _ => next,
+        };
+        if i.has_lock_prefix() && !lock_allowed(&i) {
+            return Err(Fault::UD);
+        }
+        execute(cx, &i, &buf[..len])
+    })();
+    match r {
+        Ok(()) => {
+            if tf && !cx.st.halted {
+                // Single-step trap after the instruction (SDM Vol. 3A §17.3.1.4).
+                cx.st.dr[6] |= 1 << 14;
+                if let Err(f) = interrupt::deliver_exception(cx, Fault { vector: 1, code: None, addr: 0 }) {
+                    return Stepped::TripleFault(f);
+                }
+            }
+            Stepped::Retired
+        }
+        Err(f) => {
+            cx.st.rip = start_rip;
+            cx.st.gpr[gpr::RSP] = start_rsp;
+            match interrupt::deliver_exception(cx, f) {
+                Ok(()) => Stepped::Exception,
+                Err(f) => Stepped::TripleFault(f),
+            }
+        }
+    }
+}
+
+/// LOCK is allowed only on read-modify-write instructions with a memory destination.
+fn lock_allowed(i: &Instruction) -> bool {
+    use Mnemonic::*;
+    i.op_kind(0) == iced_x86::OpKind::Memory
+        && matches!(
+            i.mnemonic(),
+            Add | Adc | And | Btc | Btr | Bts | Cmpxchg | Cmpxchg8b | Cmpxchg16b | Dec | Inc | Neg
+                | Not | Or | Sbb | Sub | Xor | Xadd | Xchg
+        )
+}
+
+/// Evaluate condition code `cc` against `rflags` (SDM Vol. 1 Appendix B).
+#[inline]
+pub fn cond(rflags: u64, cc: ConditionCode) -> bool {
+    let f = |b: u64| rflags & b != 0;
+    match cc {
+        ConditionCode::o => f(fl::OF),
+        ConditionCode::no => !f(fl::OF),
+        ConditionCode::b => f(fl::CF),
+        ConditionCode::ae => !f(fl::CF),
+        ConditionCode::e => f(fl::ZF),
+        ConditionCode::ne => !f(fl::ZF),
+        ConditionCode::be => f(fl::CF) || f(fl::ZF),
+        ConditionCode::a => !f(fl::CF) && !f(fl::ZF),
+        ConditionCode::s => f(fl::SF),
+        ConditionCode::ns => !f(fl::SF),
+        ConditionCode::p => f(fl::PF),
+        ConditionCode::np => !f(fl::PF),
+        ConditionCode::l => f(fl::SF) != f(fl::OF),
+        ConditionCode::ge => f(fl::SF) == f(fl::OF),
+        ConditionCode::le => f(fl::ZF) || f(fl::SF) != f(fl::OF),
+        ConditionCode::g => !f(fl::ZF) && f(fl::SF) == f(fl::OF),
+        ConditionCode::None => true,
+    }
+}
+
+/// Execute one decoded instruction; RIP already points at the next instruction.
+pub fn execute(cx: &mut Cx, i: &Instruction, bytes: &[u8]) -> Result<(), Fault> {
+    use Mnemonic::*;
+    match i.mnemonic() {
+        Add | Adc | Sub | Sbb | Cmp | Inc | Dec | Neg | And | Or | Xor | Not | Test => alu::exec(cx, i),
+        Shl | Sal | Shr | Sar | Rol | Ror | Rcl | Rcr | Shld | Shrd => shift::exec(cx, i),
+        Mul | Imul | Div | Idiv => muldiv::exec(cx, i),
+        Bt | Bts | Btr | Btc | Bsf | Bsr | Bswap => bit::exec(cx, i),
+        Xchg | Xadd | Cmpxchg | Cmpxchg8b | Cmpxchg16b => xchg::exec(cx, i),
+        Mov | Movsx | Movzx | Movsxd | Cbw | Cwde | Cdqe | Cwd | Cdq | Cqo | Lea | Xlatb
+        | Seto | Setno | Setb | Setae | Sete | Setne | Setbe | Seta | Sets | Setns | Setp
+        | Setnp | Setl | Setge | Setle | Setg | Cmovo | Cmovno | Cmovb | Cmovae | Cmove
+        | Cmovne | Cmovbe | Cmova | Cmovs | Cmovns | Cmovp | Cmovnp | Cmovl | Cmovge
+        | Cmovle | Cmovg => mov::exec(cx, i),
+        Push | Pop | Pusha | Pushad | Popa | Popad | Enter | Leave | Pushf | Pushfd | Pushfq
+        | Popf | Popfd | Popfq => stack::exec(cx, i),
+        Jo | Jno | Jb | Jae | Je | Jne | Jbe | Ja | Js | Jns | Jp | Jnp | Jl | Jge | Jle | Jg
+        | Jmp | Call | Ret | Loop | Loope | Loopne | Jcxz | Jecxz | Jrcxz => branch::exec(cx, i),
+        Movsb | Movsw | Movsq | Stosb | Stosw | Stosd | Stosq | Lodsb | Lodsw | Lodsd
+        | Lodsq | Cmpsb | Cmpsw | Cmpsd | Cmpsq | Scasb | Scasw | Scasd | Scasq | Insb | Insw
+        | Insd | Outsb | Outsw | Outsd => string::exec(cx, i),
+        Movsd if i.is_string_instruction() => string::exec(cx, i),
+        Lahf | Sahf | Clc | Stc | Cmc | Cld | Std | Cli | Sti => flagops::exec(cx, i),
+        Retf | Iret | Iretd | Iretq | Int | Int1 | Int3 | Into | Syscall | Sysret | Sysretq | Lds | Les
+        | Lfs | Lgs | Lss => control::exec(cx, i),
+        Hlt | Nop | Pause | In | Out | Cpuid | Rdtsc | Rdtscp | Rdmsr | Wrmsr | Lgdt | Lidt
+        | Lldt | Ltr | Sgdt | Sidt | Sldt | Str | Swapgs | Invlpg | Wbinvd | Invd | Clflush
+        | Clflushopt | Smsw | Lmsw | Clts | Lar | Lsl | Verr | Verw | Ud0 | Ud1 | Ud2 | Lfence
+        | Sfence | Mfence | Prefetchnta | Prefetcht0 | Prefetcht1 | Prefetcht2 | Prefetchw
+        | Endbr32 | Endbr64 => system::exec(cx, i),
+        _ => unimplemented(cx, i, bytes),
+    }
+}
+
+/// Raise #UD for an instruction vx does not implement, logging it once.
+pub fn unimplemented(cx: &mut Cx, i: &Instruction, bytes: &[u8]) -> Result<(), Fault> {
+    use iced_x86::{Formatter, IntelFormatter};
+    let mut text = String::new();
+    IntelFormatter::new().format(i, &mut text);
+    let key = format!("{:?}", i.mnemonic()).to_lowercase();
+    let count = cx.misc.unimplemented.entry(key).or_insert(0);
+    if *count == 0 {
+        let hex: Vec<String> = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        tracing::warn!(
+            "unimplemented instruction at {:#x}: {} ({}): raising #UD",
+            i.ip(),
+            text,
+            hex.join(" ")
+        );
+    }
+    *count += 1;
+    Err(Fault::UD)
+}
+
+impl Vcpu for Interp {
+    fn run(&mut self, io: &dyn VmIo) -> Result<VcpuExit, VcpuError> {
+        loop {
+            if self.kicker.take() {
+                return Ok(VcpuExit::Kicked);
+            }
+            if self.st.halted {
+                return Ok(VcpuExit::Halted);
+            }
+            for _ in 0..1024 {
+                if self.step(io) == StepResult::Shutdown {
+                    return Ok(VcpuExit::Shutdown);
+                }
+                if self.st.halted || self.misc.io_done {
+                    self.misc.io_done = false;
+                    break;
+                }
+            }
+        }
+    }
+
+    fn get_state(&self) -> CpuState {
+        self.st
+    }
+
+    fn set_state(&mut self, state: &CpuState) {
+        self.st = *state;
+        self.tlb.flush();
+    }
+
+    fn inject_interrupt(&mut self, vector: u8) {
+        let mut cx = Cx {
+            st: &mut self.st,
+            tlb: &mut self.tlb,
+            ram: &self.ram,
+            io: &NoIo,
+            misc: &mut self.misc,
+            asz: 8,
+        };
+        cx.st.halted = false;
+        self.interrupts += 1;
+        if let Err(f) = interrupt::deliver(&mut cx, vector, None, interrupt::Source::External) {
+            // Delivery of an external interrupt faulted: deliver that fault instead (its own
+            // failure becomes a double fault, then a shutdown).
+            if let Err(f2) = interrupt::deliver_exception(&mut cx, f) {
+                self.last_fault = Some(f2);
+                self.st.halted = true;
+            }
+        }
+    }
+
+    fn interrupts_enabled(&self) -> bool {
+        self.st.rflags & fl::IF != 0 && !self.st.interrupt_shadow
+    }
+
+    fn kicker(&self) -> Kicker {
+        self.kicker.clone()
+    }
+
+    fn stats(&self) -> EngineStats {
+        EngineStats {
+            engine: "interp",
+            instructions: self.instructions,
+            counters: vec![
+                ("exceptions delivered".into(), self.exceptions),
+                ("external interrupts".into(), self.interrupts),
+                ("tlb misses".into(), self.tlb.misses),
+            ],
+            unimplemented: self.misc.unimplemented.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+        }
+    }
+}
+
+/// I/O sink used where no device access can happen (interrupt delivery touches only memory,
+/// and memory-mapped IDTs are not supported).
+struct NoIo;
+
+impl VmIo for NoIo {
+    fn pio_read(&self, _port: u16, data: &mut [u8]) {
+        data.fill(0xff);
+    }
+    fn pio_write(&self, _port: u16, _data: &[u8]) {}
+    fn mmio_read(&self, _addr: u64, data: &mut [u8]) {
+        data.fill(0xff);
+    }
+    fn mmio_write(&self, _addr: u64, _data: &[u8]) {}
+}
