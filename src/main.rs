@@ -1,1 +1,44 @@
-fn main(){}
+//! The `vx` binary: command-line parsing and the exit-status contract; everything else lives
+//! in the library crates (cpu, accel, machine, firmware).
+
+mod cli;
+mod console;
+mod run;
+
+use clap::Parser;
+
+use cli::{Cli, Command, RunArgs};
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("VX_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .without_time()
+        .init();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { run::EXIT_USAGE } else { 0 };
+            let _ = e.print();
+            std::process::exit(code);
+        }
+    };
+    let demo = test_roms::demo();
+    let result = match cli.command {
+        None => run::run(&RunArgs { accel: "auto".into(), memory: "32M".into(), serial: "stdio".into(), ..RunArgs::default() }, Some(demo)),
+        Some(Command::Demo(d)) => run::run(
+            &RunArgs { accel: d.accel, memory: "32M".into(), serial: "stdio".into(), stats: d.stats, trace: d.trace, ..RunArgs::default() },
+            Some(demo),
+        ),
+        Some(Command::Run(args)) => run::run(&args, Some(demo)),
+    };
+    match result {
+        Ok(status) => std::process::exit(status),
+        Err(f) => {
+            eprintln!("vx: {}", f.message);
+            std::process::exit(f.status);
+        }
+    }
+}

@@ -2,6 +2,7 @@
 //! (`Vcpu`, `VmIo`), guest RAM access, the CPUID profile, and the reference interpreter.
 
 pub mod cpuid;
+pub mod dump;
 pub mod fault;
 pub mod interp;
 pub mod ram;
@@ -12,4 +13,4 @@ pub use fault::Fault;
 pub use interp::Interp;
 pub use ram::{GuestPhys, GuestRam, RamRegion};
 pub use state::{CpuState, DescTable, Segment};
-pub use vcpu::{EngineStats, Kicker, Vcpu, VcpuError, VcpuExit, VmIo};
+pub use vcpu::{EngineStats, Kicker, TraceFn, Vcpu, VcpuError, VcpuExit, VmIo};

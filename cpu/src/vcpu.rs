@@ -85,6 +85,10 @@ pub struct EngineStats {
     pub unimplemented: Vec<(String, u64)>,
 }
 
+/// Called before each instruction when tracing, with the state before it executes (RIP is
+/// the instruction's address) and the instruction's bytes.
+pub type TraceFn = Box<dyn FnMut(&CpuState, &[u8]) + Send>;
+
 /// One guest processor on some engine.
 pub trait Vcpu: Send {
     /// Run the guest until something the board must decide happens.
@@ -101,4 +105,10 @@ pub trait Vcpu: Send {
     fn kicker(&self) -> Kicker;
     /// Engine statistics so far.
     fn stats(&self) -> EngineStats;
+    /// Trace every instruction through `f` (None: stop tracing). Returns false if this
+    /// engine cannot trace single instructions.
+    fn set_trace(&mut self, f: Option<TraceFn>) -> bool {
+        let _ = f;
+        false
+    }
 }

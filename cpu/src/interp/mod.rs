@@ -25,13 +25,10 @@ use iced_x86::{ConditionCode, Decoder, DecoderError, DecoderOptions, Instruction
 use crate::fault::Fault;
 use crate::ram::GuestRam;
 use crate::state::{CpuState, flags as fl, gpr, sreg};
-use crate::vcpu::{EngineStats, Kicker, Vcpu, VcpuError, VcpuExit, VmIo};
+use crate::vcpu::{EngineStats, Kicker, TraceFn, Vcpu, VcpuError, VcpuExit, VmIo};
 use cx::{Cx, Misc};
 use mmu::Tlb;
 
-/// Called before each instruction executes when tracing: linear address of the instruction,
-/// its bytes, and the decoded instruction.
-pub type TraceFn = Box<dyn FnMut(&CpuState, &[u8], &Instruction) + Send>;
 
 /// What one step did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,11 +75,6 @@ impl Interp {
             interrupts: 0,
             last_fault: None,
         }
-    }
-
-    /// Trace every instruction through `f`.
-    pub fn set_trace(&mut self, f: Option<TraceFn>) {
-        self.trace = f;
     }
 
     /// Direct access to the architectural state (tests, firmware setup).
@@ -187,7 +179,7 @@ fn step_one(cx: &mut Cx, trace: Option<&mut TraceFn>) -> Stepped {
         }
         let len = i.len();
         if let Some(t) = trace {
-            t(cx.st, &buf[..len], &i);
+            t(cx.st, &buf[..len]);
         }
         cx.asz = address_size(&buf[..len], bitness);
         let next = i.next_ip();
@@ -370,6 +362,11 @@ impl Vcpu for Interp {
 
     fn kicker(&self) -> Kicker {
         self.kicker.clone()
+    }
+
+    fn set_trace(&mut self, f: Option<TraceFn>) -> bool {
+        self.trace = f;
+        true
     }
 
     fn stats(&self) -> EngineStats {

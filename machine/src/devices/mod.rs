@@ -1,0 +1,7 @@
+//! Device models. Each sees register offsets, an injected `IrqLine` and, where it keeps time,
+//! an injected clock; none knows which engine runs the guest.
+
+pub mod debug_exit;
+pub mod post;
+pub mod reset_cf9;
+pub mod uart16550;
