@@ -7,6 +7,7 @@ pub mod bit;
 pub mod branch;
 pub mod control;
 pub mod cx;
+pub mod decode;
 pub mod flagops;
 pub mod flags;
 pub mod interrupt;
@@ -20,13 +21,14 @@ pub mod string;
 pub mod system;
 pub mod xchg;
 
-use iced_x86::{ConditionCode, Decoder, DecoderError, DecoderOptions, Instruction, Mnemonic};
+use iced_x86::{ConditionCode, Instruction, Mnemonic};
 
 use crate::fault::Fault;
 use crate::ram::GuestRam;
 use crate::state::{CpuState, flags as fl, gpr, sreg};
 use crate::vcpu::{EngineStats, Kicker, TraceFn, Vcpu, VcpuError, VcpuExit, VmIo};
 use cx::{Cx, Misc};
+use decode::ICache;
 use mmu::Tlb;
 
 
@@ -44,6 +46,7 @@ pub struct Interp {
     st: CpuState,
     ram: GuestRam,
     tlb: Tlb,
+    icache: ICache,
     misc: Misc,
     kicker: Kicker,
     trace: Option<TraceFn>,
@@ -67,6 +70,7 @@ impl Interp {
             st: CpuState::reset(),
             ram,
             tlb: Tlb::default(),
+            icache: ICache::default(),
             misc: Misc { tsc_origin: Some(std::time::Instant::now()), ..Misc::default() },
             kicker: Kicker::new(),
             trace: None,
@@ -103,7 +107,7 @@ impl Interp {
             misc: &mut self.misc,
             asz: 8,
         };
-        let r = step_one(&mut cx, self.trace.as_mut());
+        let r = step_one(&mut cx, &mut self.icache, self.trace.as_mut());
         match r {
             Stepped::Retired => {
                 self.instructions += 1;
@@ -127,24 +131,7 @@ enum Stepped {
     TripleFault(Fault),
 }
 
-/// Address size in bytes of an instruction decoded at `bitness`, from its prefixes.
-fn address_size(bytes: &[u8], bitness: u32) -> u32 {
-    let mut toggled = false;
-    for &b in bytes {
-        match b {
-            0x67 => toggled = true,
-            0x26 | 0x2e | 0x36 | 0x3e | 0x64 | 0x65 | 0x66 | 0xf0 | 0xf2 | 0xf3 => {}
-            _ => break,
-        }
-    }
-    match (bitness, toggled) {
-        (64, false) => 8,
-        (64, true) | (32, false) | (16, true) => 4,
-        _ => 2,
-    }
-}
-
-fn step_one(cx: &mut Cx, trace: Option<&mut TraceFn>) -> Stepped {
+fn step_one(cx: &mut Cx, icache: &mut ICache, trace: Option<&mut TraceFn>) -> Stepped {
     let start_rip = cx.st.rip;
     let start_rsp = cx.st.gpr[gpr::RSP];
     let tf = cx.st.rflags & fl::TF != 0;
@@ -164,34 +151,23 @@ fn step_one(cx: &mut Cx, trace: Option<&mut TraceFn>) -> Stepped {
             }
             cs.base.wrapping_add(cx.st.rip) & 0xffff_ffff
         };
-        let mut buf = [0u8; 16];
-        let mut n = cx.fetch(lin, &mut buf, false)?;
-        let mut i = Instruction::default();
-        let mut dec = Decoder::with_ip(bitness, &buf[..n], cx.st.rip, DecoderOptions::NONE);
-        dec.decode_out(&mut i);
-        if dec.last_error() == DecoderError::NoMoreBytes && n < 15 {
-            n = cx.fetch(lin, &mut buf, true)?;
-            dec = Decoder::with_ip(bitness, &buf[..n], cx.st.rip, DecoderOptions::NONE);
-            dec.decode_out(&mut i);
-        }
-        if i.is_invalid() {
-            return Err(Fault::UD);
-        }
+        let d = icache.fetch(cx, lin, cx.st.rip, bitness)?;
+        let i = &d.insn;
         let len = i.len();
         if let Some(t) = trace {
-            t(cx.st, &buf[..len]);
+            t(cx.st, &d.bytes[..len]);
         }
-        cx.asz = address_size(&buf[..len], bitness);
+        cx.asz = u32::from(d.asz);
         let next = i.next_ip();
         cx.st.rip = match bitness {
             16 => next & 0xffff,
             32 => next & 0xffff_ffff,
             _ => next,
         };
-        if i.has_lock_prefix() && !lock_allowed(&i) {
+        if i.has_lock_prefix() && !lock_allowed(i) {
             return Err(Fault::UD);
         }
-        execute(cx, &i, &buf[..len])
+        execute(cx, i, &d.bytes[..len])
     })();
     match r {
         Ok(()) => {
@@ -377,6 +353,8 @@ impl Vcpu for Interp {
                 ("exceptions delivered".into(), self.exceptions),
                 ("external interrupts".into(), self.interrupts),
                 ("tlb misses".into(), self.tlb.misses),
+                ("decode cache hits".into(), self.icache.hits),
+                ("decodes".into(), self.icache.misses),
             ],
             unimplemented: self.misc.unimplemented.iter().map(|(k, v)| (k.clone(), *v)).collect(),
         }
