@@ -9,6 +9,7 @@
 use iced_x86::{Decoder, DecoderError, DecoderOptions, Instruction};
 
 use super::cx::Cx;
+use super::fast::{Fast, classify};
 use super::mmu::Access;
 use crate::fault::Fault;
 
@@ -23,6 +24,8 @@ pub struct Decoded {
     pub bytes: [u8; 16],
     /// Address size in bytes.
     pub asz: u8,
+    /// Fast-path form, if any.
+    pub fast: Fast,
 }
 
 #[derive(Clone, Copy)]
@@ -55,7 +58,7 @@ impl Default for ICache {
             tag: 0,
             rip: 0,
             bitness: 0,
-            d: Decoded { insn: Instruction::default(), bytes: [0; 16], asz: 0 },
+            d: Decoded { insn: Instruction::default(), bytes: [0; 16], asz: 0, fast: Fast::None },
         };
         ICache { entries: vec![empty; ICACHE_ENTRIES + 1], hits: 0, misses: 0 }
     }
@@ -117,7 +120,7 @@ impl ICache {
             if insn.is_invalid() {
                 return Err(Fault::UD);
             }
-            let d = Decoded { insn, bytes: now, asz: address_size(&now[..insn.len()], bitness) };
+            let d = Decoded { insn, bytes: now, asz: address_size(&now[..insn.len()], bitness), fast: classify(&insn) };
             self.entries[slot] = Entry { tag: phys + 1, rip, bitness: bitness as u8, d };
             return Ok(&self.entries[slot].d);
         }
@@ -133,7 +136,7 @@ impl ICache {
         if insn.is_invalid() {
             return Err(Fault::UD);
         }
-        let d = Decoded { insn, bytes: buf, asz: address_size(&buf[..insn.len()], bitness) };
+        let d = Decoded { insn, bytes: buf, asz: address_size(&buf[..insn.len()], bitness), fast: classify(&insn) };
         // Uncacheable: park it in the spare slot past the direct-mapped entries.
         self.entries[ICACHE_ENTRIES] = Entry { tag: 0, rip, bitness: bitness as u8, d };
         Ok(&self.entries[ICACHE_ENTRIES].d)

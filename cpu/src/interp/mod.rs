@@ -8,6 +8,7 @@ pub mod branch;
 pub mod control;
 pub mod cx;
 pub mod decode;
+pub mod fast;
 pub mod flagops;
 pub mod flags;
 pub mod interrupt;
@@ -164,6 +165,9 @@ fn step_one(cx: &mut Cx, icache: &mut ICache, trace: Option<&mut TraceFn>) -> St
             32 => next & 0xffff_ffff,
             _ => next,
         };
+        if d.fast != fast::Fast::None {
+            return fast::exec(cx, d.fast);
+        }
         if i.has_lock_prefix() && !lock_allowed(i) {
             return Err(Fault::UD);
         }

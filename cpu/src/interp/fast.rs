@@ -1,0 +1,240 @@
+//! Fast paths for the most frequent instruction forms (register/immediate ALU, MOV, INC/DEC,
+//! Jcc/JMP). They are classified once, when an instruction enters the decode cache, and
+//! execute without the generic operand machinery. Semantics are exactly those of the family
+//! modules (alu.rs, mov.rs, branch.rs); the host-checked instruction tests run through them.
+
+use iced_x86::{ConditionCode, Instruction, Mnemonic, OpKind, Register};
+
+use super::branch::check_target;
+use super::cond;
+use super::cx::{Cx, mask};
+use super::flags;
+use crate::fault::Fault;
+use crate::state::flags::{AF, CF, OF, PF, SF, ZF};
+
+/// An ALU operation with two inputs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AluOp {
+    /// ADD.
+    Add,
+    /// ADC.
+    Adc,
+    /// SUB.
+    Sub,
+    /// SBB.
+    Sbb,
+    /// CMP.
+    Cmp,
+    /// AND.
+    And,
+    /// OR.
+    Or,
+    /// XOR.
+    Xor,
+    /// TEST.
+    Test,
+}
+
+/// A pre-classified instruction form.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fast {
+    /// Not a fast form: use the generic path.
+    None,
+    /// `op reg, reg`.
+    AluRR { op: AluOp, dst: u8, src: u8, size: u8 },
+    /// `op reg, imm`.
+    AluRI { op: AluOp, dst: u8, imm: u64, size: u8 },
+    /// `mov reg, reg`.
+    MovRR { dst: u8, src: u8, size: u8 },
+    /// `mov reg, imm`.
+    MovRI { dst: u8, imm: u64, size: u8 },
+    /// `inc reg` / `dec reg`.
+    IncDec { dst: u8, size: u8, dec: bool },
+    /// `jcc rel` (size: the branch operand size in bytes).
+    Jcc { cc: ConditionCode, target: u64, size: u8 },
+    /// `jmp rel`.
+    Jmp { target: u64, size: u8 },
+}
+
+fn full_gpr(r: Register) -> Option<(u8, u8)> {
+    if !r.is_gpr() || (Register::AH as u32..=Register::BH as u32).contains(&(r as u32)) {
+        return None;
+    }
+    Some((r.full_register().number() as u8, r.size() as u8))
+}
+
+fn alu_op(m: Mnemonic) -> Option<AluOp> {
+    Some(match m {
+        Mnemonic::Add => AluOp::Add,
+        Mnemonic::Adc => AluOp::Adc,
+        Mnemonic::Sub => AluOp::Sub,
+        Mnemonic::Sbb => AluOp::Sbb,
+        Mnemonic::Cmp => AluOp::Cmp,
+        Mnemonic::And => AluOp::And,
+        Mnemonic::Or => AluOp::Or,
+        Mnemonic::Xor => AluOp::Xor,
+        Mnemonic::Test => AluOp::Test,
+        _ => return None,
+    })
+}
+
+fn is_imm(k: OpKind) -> bool {
+    matches!(
+        k,
+        OpKind::Immediate8
+            | OpKind::Immediate16
+            | OpKind::Immediate32
+            | OpKind::Immediate64
+            | OpKind::Immediate8to16
+            | OpKind::Immediate8to32
+            | OpKind::Immediate8to64
+            | OpKind::Immediate32to64
+    )
+}
+
+fn branch_size(k: OpKind) -> u8 {
+    match k {
+        OpKind::NearBranch16 => 2,
+        OpKind::NearBranch32 => 4,
+        _ => 8,
+    }
+}
+
+/// Classify `i` (decoded at code size `bitness`).
+pub fn classify(i: &Instruction) -> Fast {
+    if i.has_lock_prefix() || i.has_rep_prefix() || i.has_repne_prefix() {
+        return Fast::None;
+    }
+    let m = i.mnemonic();
+    let reg0 = if i.op_count() >= 1 && i.op_kind(0) == OpKind::Register { full_gpr(i.op_register(0)) } else { None };
+    match m {
+        Mnemonic::Mov if i.op_count() == 2 => {
+            let Some((dst, size)) = reg0 else { return Fast::None };
+            if i.op_kind(1) == OpKind::Register {
+                match full_gpr(i.op_register(1)) {
+                    Some((src, s)) if s == size => Fast::MovRR { dst, src, size },
+                    _ => Fast::None,
+                }
+            } else if is_imm(i.op_kind(1)) {
+                Fast::MovRI { dst, imm: i.immediate(1) & mask(u32::from(size)), size }
+            } else {
+                Fast::None
+            }
+        }
+        Mnemonic::Inc | Mnemonic::Dec => match reg0 {
+            Some((dst, size)) => Fast::IncDec { dst, size, dec: m == Mnemonic::Dec },
+            None => Fast::None,
+        },
+        Mnemonic::Jmp if matches!(i.op_kind(0), OpKind::NearBranch16 | OpKind::NearBranch32 | OpKind::NearBranch64) => {
+            Fast::Jmp { target: i.near_branch_target(), size: branch_size(i.op_kind(0)) }
+        }
+        _ if i.condition_code() != ConditionCode::None
+            && i.op_count() == 1
+            && matches!(i.op_kind(0), OpKind::NearBranch16 | OpKind::NearBranch32 | OpKind::NearBranch64)
+            && !matches!(m, Mnemonic::Loop | Mnemonic::Loope | Mnemonic::Loopne | Mnemonic::Jcxz | Mnemonic::Jecxz | Mnemonic::Jrcxz) =>
+        {
+            Fast::Jcc { cc: i.condition_code(), target: i.near_branch_target(), size: branch_size(i.op_kind(0)) }
+        }
+        _ => {
+            let Some(op) = alu_op(m) else { return Fast::None };
+            let Some((dst, size)) = reg0 else { return Fast::None };
+            if i.op_count() != 2 {
+                return Fast::None;
+            }
+            if i.op_kind(1) == OpKind::Register {
+                match full_gpr(i.op_register(1)) {
+                    Some((src, s)) if s == size => Fast::AluRR { op, dst, src, size },
+                    _ => Fast::None,
+                }
+            } else if is_imm(i.op_kind(1)) {
+                Fast::AluRI { op, dst, imm: i.immediate(1) & mask(u32::from(size)), size }
+            } else {
+                Fast::None
+            }
+        }
+    }
+}
+
+#[inline(always)]
+fn alu(cx: &mut Cx, op: AluOp, dst: u8, b: u64, size: u32) {
+    let a = cx.reg(dst, false, size);
+    let cf = cx.st.rflags & CF;
+    let (r, f) = match op {
+        AluOp::Add => {
+            let r = a.wrapping_add(b) & mask(size);
+            (r, flags::add(a, b, r, size))
+        }
+        AluOp::Adc => {
+            let r = a.wrapping_add(b).wrapping_add(cf) & mask(size);
+            (r, flags::add(a, b, r, size))
+        }
+        AluOp::Sub | AluOp::Cmp => {
+            let r = a.wrapping_sub(b) & mask(size);
+            (r, flags::sub(a, b, r, size))
+        }
+        AluOp::Sbb => {
+            let r = a.wrapping_sub(b).wrapping_sub(cf) & mask(size);
+            (r, flags::sub(a, b, r, size))
+        }
+        AluOp::And | AluOp::Test => {
+            let r = a & b;
+            (r, flags::logic(r, size))
+        }
+        AluOp::Or => {
+            let r = a | b;
+            (r, flags::logic(r, size))
+        }
+        AluOp::Xor => {
+            let r = a ^ b;
+            (r, flags::logic(r, size))
+        }
+    };
+    if !matches!(op, AluOp::Cmp | AluOp::Test) {
+        cx.set_reg(dst, false, size, r);
+    }
+    cx.st.rflags = flags::set_status(cx.st.rflags, f);
+}
+
+/// Execute a fast form. RIP already points at the next instruction.
+#[inline(always)]
+pub fn exec(cx: &mut Cx, f: Fast) -> Result<(), Fault> {
+    match f {
+        Fast::None => unreachable!("fast::exec is called only for classified forms"),
+        Fast::AluRR { op, dst, src, size } => {
+            let b = cx.reg(src, false, u32::from(size));
+            alu(cx, op, dst, b, u32::from(size));
+        }
+        Fast::AluRI { op, dst, imm, size } => alu(cx, op, dst, imm, u32::from(size)),
+        Fast::MovRR { dst, src, size } => {
+            let v = cx.reg(src, false, u32::from(size));
+            cx.set_reg(dst, false, u32::from(size), v);
+        }
+        Fast::MovRI { dst, imm, size } => cx.set_reg(dst, false, u32::from(size), imm),
+        Fast::IncDec { dst, size, dec } => {
+            let size = u32::from(size);
+            let a = cx.reg(dst, false, size);
+            let (r, fl) = if dec {
+                let r = a.wrapping_sub(1) & mask(size);
+                (r, flags::sub(a, 1, r, size))
+            } else {
+                let r = a.wrapping_add(1) & mask(size);
+                (r, flags::add(a, 1, r, size))
+            };
+            cx.set_reg(dst, false, size, r);
+            cx.st.rflags = flags::merge(cx.st.rflags, fl, OF | SF | ZF | AF | PF);
+        }
+        Fast::Jcc { cc, target, size } => {
+            if cond(cx.st.rflags, cc) {
+                let t = target & mask(u32::from(size));
+                check_target(cx, t)?;
+                cx.jump(t, u32::from(size));
+            }
+        }
+        Fast::Jmp { target, size } => {
+            let t = target & mask(u32::from(size));
+            check_target(cx, t)?;
+            cx.jump(t, u32::from(size));
+        }
+    }
+    Ok(())
+}
