@@ -188,7 +188,7 @@ pub fn tsc(cx: &Cx) -> u64 {
 }
 
 /// I/O permission: CPL <= IOPL, else the TSS I/O bitmap must allow every byte of the access.
-fn check_io(cx: &mut Cx, port: u16, size: u32) -> Result<(), Fault> {
+pub(crate) fn check_io(cx: &mut Cx, port: u16, size: u32) -> Result<(), Fault> {
     if !cx.st.protected_mode() {
         return Ok(());
     }
