@@ -50,6 +50,22 @@ pub enum Fast {
     MovRI { dst: u8, imm: u64, size: u8 },
     /// `inc reg` / `dec reg`.
     IncDec { dst: u8, size: u8, dec: bool },
+    /// `mov reg, [mem]`.
+    Load { dst: u8, size: u8 },
+    /// `mov [mem], reg`.
+    Store { src: u8, size: u8 },
+    /// `op reg, [mem]`.
+    AluRM { op: AluOp, dst: u8, size: u8 },
+    /// `lea reg, [mem]`.
+    Lea { dst: u8, size: u8 },
+    /// `push reg` (size: the stack operand size).
+    Push { src: u8, size: u8 },
+    /// `pop reg`.
+    Pop { dst: u8, size: u8 },
+    /// `call rel`.
+    Call { target: u64, size: u8 },
+    /// `ret` without an immediate.
+    Ret { size: u8 },
     /// `jcc rel` (size: the branch operand size in bytes).
     Jcc { cc: ConditionCode, target: u64, size: u8 },
     /// `jmp rel`.
@@ -117,10 +133,41 @@ pub fn classify(i: &Instruction) -> Fast {
                 }
             } else if is_imm(i.op_kind(1)) {
                 Fast::MovRI { dst, imm: i.immediate(1) & mask(u32::from(size)), size }
+            } else if i.op_kind(1) == OpKind::Memory {
+                Fast::Load { dst, size }
             } else {
                 Fast::None
             }
         }
+        Mnemonic::Mov if i.op_count() == 2 && i.op_kind(0) == OpKind::Memory && i.op_kind(1) == OpKind::Register => {
+            match full_gpr(i.op_register(1)) {
+                Some((src, size)) => Fast::Store { src, size },
+                None => Fast::None,
+            }
+        }
+        Mnemonic::Lea => match reg0 {
+            Some((dst, size)) => Fast::Lea { dst, size },
+            None => Fast::None,
+        },
+        Mnemonic::Push | Mnemonic::Pop if i.op_kind(0) == OpKind::Register => {
+            let size = i.stack_pointer_increment().unsigned_abs() as u8;
+            match reg0 {
+                Some((r, s)) if s == size && r != 4 => {
+                    if m == Mnemonic::Push { Fast::Push { src: r, size } } else { Fast::Pop { dst: r, size } }
+                }
+                _ => Fast::None,
+            }
+        }
+        Mnemonic::Call if matches!(i.op_kind(0), OpKind::NearBranch16 | OpKind::NearBranch32 | OpKind::NearBranch64) => {
+            Fast::Call { target: i.near_branch_target(), size: branch_size(i.op_kind(0)) }
+        }
+        Mnemonic::Ret if i.op_count() == 0 => Fast::Ret {
+            size: match i.code() {
+                iced_x86::Code::Retnw => 2,
+                iced_x86::Code::Retnd => 4,
+                _ => 8,
+            },
+        },
         Mnemonic::Inc | Mnemonic::Dec => match reg0 {
             Some((dst, size)) => Fast::IncDec { dst, size, dec: m == Mnemonic::Dec },
             None => Fast::None,
@@ -148,6 +195,8 @@ pub fn classify(i: &Instruction) -> Fast {
                 }
             } else if is_imm(i.op_kind(1)) {
                 Fast::AluRI { op, dst, imm: i.immediate(1) & mask(u32::from(size)), size }
+            } else if i.op_kind(1) == OpKind::Memory {
+                Fast::AluRM { op, dst, size }
             } else {
                 Fast::None
             }
@@ -197,8 +246,55 @@ fn alu(cx: &mut Cx, op: AluOp, dst: u8, b: u64, size: u32) {
 
 /// Execute a fast form. RIP already points at the next instruction.
 #[inline(always)]
-pub fn exec(cx: &mut Cx, f: Fast) -> Result<(), Fault> {
+pub fn exec(cx: &mut Cx, f: Fast, i: &Instruction) -> Result<(), Fault> {
     match f {
+        Fast::Load { dst, size } => {
+            let size = u32::from(size);
+            let off = cx.ea(i);
+            let v = cx.read_mem(cx.mem_seg(i), off, size)?;
+            cx.set_reg(dst, false, size, v);
+        }
+        Fast::Store { src, size } => {
+            let size = u32::from(size);
+            let off = cx.ea(i);
+            let v = cx.reg(src, false, size);
+            cx.write_mem(cx.mem_seg(i), off, size, v)?;
+        }
+        Fast::AluRM { op, dst, size } => {
+            let size = u32::from(size);
+            let off = cx.ea(i);
+            let b = cx.read_mem(cx.mem_seg(i), off, size)?;
+            alu(cx, op, dst, b, size);
+        }
+        Fast::Lea { dst, size } => {
+            let v = cx.ea(i);
+            cx.set_reg(dst, false, u32::from(size), v);
+        }
+        Fast::Push { src, size } => {
+            let size = u32::from(size);
+            let v = cx.reg(src, false, size);
+            cx.push(v, size)?;
+        }
+        Fast::Pop { dst, size } => {
+            let size = u32::from(size);
+            let v = cx.pop(size)?;
+            cx.set_reg(dst, false, size, v);
+        }
+        Fast::Call { target, size } => {
+            let size = u32::from(size);
+            let t = target & mask(size);
+            check_target(cx, t)?;
+            let ret = cx.st.rip;
+            cx.push(ret & mask(size), size)?;
+            cx.jump(t, size);
+        }
+        Fast::Ret { size } => {
+            let size = u32::from(size);
+            let t = cx.peek(0, size)?;
+            check_target(cx, t)?;
+            cx.pop(size)?;
+            cx.jump(t, size);
+        }
         Fast::None => unreachable!("fast::exec is called only for classified forms"),
         Fast::AluRR { op, dst, src, size } => {
             let b = cx.reg(src, false, u32::from(size));

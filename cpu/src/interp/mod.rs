@@ -98,6 +98,38 @@ impl Interp {
         self.instructions
     }
 
+    /// Execute up to `max` instructions, stopping early after HLT, an I/O instruction or a
+    /// shutdown.
+    pub fn run_batch(&mut self, io: &dyn VmIo, max: u32) -> StepResult {
+        let mut cx = Cx {
+            st: &mut self.st,
+            tlb: &mut self.tlb,
+            ram: &self.ram,
+            io,
+            misc: &mut self.misc,
+            asz: 8,
+        };
+        let mut retired = 0u64;
+        let mut result = StepResult::Ok;
+        for _ in 0..max {
+            match step_one(&mut cx, &mut self.icache, self.trace.as_mut()) {
+                Stepped::Retired => retired += 1,
+                Stepped::Exception => self.exceptions += 1,
+                Stepped::TripleFault(f) => {
+                    self.last_fault = Some(f);
+                    result = StepResult::Shutdown;
+                    break;
+                }
+            }
+            if cx.st.halted || cx.misc.io_done {
+                cx.misc.io_done = false;
+                break;
+            }
+        }
+        self.instructions += retired;
+        result
+    }
+
     /// Execute one instruction (or deliver one exception).
     pub fn step(&mut self, io: &dyn VmIo) -> StepResult {
         let mut cx = Cx {
@@ -166,7 +198,7 @@ fn step_one(cx: &mut Cx, icache: &mut ICache, trace: Option<&mut TraceFn>) -> St
             _ => next,
         };
         if d.fast != fast::Fast::None {
-            return fast::exec(cx, d.fast);
+            return fast::exec(cx, d.fast, i);
         }
         if i.has_lock_prefix() && !lock_allowed(i) {
             return Err(Fault::UD);
@@ -294,14 +326,8 @@ impl Vcpu for Interp {
             if self.st.halted {
                 return Ok(VcpuExit::Halted);
             }
-            for _ in 0..1024 {
-                if self.step(io) == StepResult::Shutdown {
-                    return Ok(VcpuExit::Shutdown);
-                }
-                if self.st.halted || self.misc.io_done {
-                    self.misc.io_done = false;
-                    break;
-                }
+            if self.run_batch(io, 4096) == StepResult::Shutdown {
+                return Ok(VcpuExit::Shutdown);
             }
         }
     }
