@@ -10,7 +10,7 @@ use iced_x86::{Decoder, DecoderError, DecoderOptions, Instruction};
 
 use super::cx::Cx;
 use super::fast::{Fast, classify};
-use super::mmu::Access;
+use super::mmu::{Access, TlbEntry};
 use crate::fault::Fault;
 
 const ICACHE_ENTRIES: usize = 8192;
@@ -40,11 +40,18 @@ struct Entry {
 /// The decoded-instruction cache.
 pub struct ICache {
     entries: Vec<Entry>,
+    /// The last code page's translation: (linear page + 1, TLB generation, user access).
+    code_page: (u64, u64, bool),
+    code_entry: TlbEntry,
     /// Hits and misses, for `--stats`.
     pub hits: u64,
     /// Misses (decodes).
     pub misses: u64,
 }
+
+// SAFETY: the only non-Send field is the host page pointer inside `code_entry`, a copy of a
+// TLB entry pointing into guest RAM, which is shared between threads by design.
+unsafe impl Send for ICache {}
 
 impl std::fmt::Debug for ICache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -60,7 +67,7 @@ impl Default for ICache {
             bitness: 0,
             d: Decoded { insn: Instruction::default(), bytes: [0; 16], asz: 0, fast: Fast::None },
         };
-        ICache { entries: vec![empty; ICACHE_ENTRIES + 1], hits: 0, misses: 0 }
+        ICache { entries: vec![empty; ICACHE_ENTRIES + 1], code_page: (0, 0, false), code_entry: TlbEntry::default(), hits: 0, misses: 0 }
     }
 }
 
@@ -99,7 +106,15 @@ impl ICache {
     #[inline]
     pub fn fetch(&mut self, cx: &mut Cx, lin: u64, rip: u64, bitness: u32) -> Result<&Decoded, Fault> {
         let user = cx.cpl() == 3;
-        let e = cx.tlb.translate(cx.st, cx.ram, lin, Access::Exec, user)?;
+        let key = ((lin >> 12) + 1, cx.tlb.generation, user);
+        let e = if key == self.code_page {
+            self.code_entry
+        } else {
+            let e = cx.tlb.translate(cx.st, cx.ram, lin, Access::Exec, user)?;
+            self.code_page = key;
+            self.code_entry = e;
+            e
+        };
         let off = (lin & 0xfff) as usize;
         if !e.host.is_null() && off <= 0x1000 - 16 {
             let phys = e.phys | off as u64;

@@ -51,6 +51,12 @@ pub struct TlbEntry {
     perms: u8,
 }
 
+impl Default for TlbEntry {
+    fn default() -> Self {
+        TlbEntry::INVALID
+    }
+}
+
 impl TlbEntry {
     const INVALID: TlbEntry = TlbEntry { tag: 0, phys: 0, host: std::ptr::null_mut(), perms: 0 };
     /// The page is ROM: writes are dropped.
@@ -65,6 +71,8 @@ pub struct Tlb {
     entries: Box<[TlbEntry; TLB_ENTRIES]>,
     /// Walks performed (misses), for `--stats`.
     pub misses: u64,
+    /// Incremented by every flush, so holders of a copied entry know it may be stale.
+    pub generation: u64,
 }
 
 // SAFETY: the host pointers in the entries point into guest RAM, which `GuestRam` shares
@@ -79,7 +87,7 @@ impl std::fmt::Debug for Tlb {
 
 impl Default for Tlb {
     fn default() -> Self {
-        Tlb { entries: Box::new([TlbEntry::INVALID; TLB_ENTRIES]), misses: 0 }
+        Tlb { entries: Box::new([TlbEntry::INVALID; TLB_ENTRIES]), misses: 0, generation: 0 }
     }
 }
 
@@ -90,11 +98,13 @@ fn slot(lin: u64) -> usize {
 impl Tlb {
     /// Drop every cached translation.
     pub fn flush(&mut self) {
+        self.generation += 1;
         self.entries.fill(TlbEntry::INVALID);
     }
 
     /// Drop the translation of the page holding `lin` (INVLPG).
     pub fn flush_page(&mut self, lin: u64) {
+        self.generation += 1;
         let e = &mut self.entries[slot(lin)];
         if e.tag == (lin >> 12) + 1 {
             *e = TlbEntry::INVALID;
