@@ -22,8 +22,9 @@ pub fn exec(cx: &mut Cx, i: &Instruction) -> Result<(), Fault> {
             let out = match size {
                 8 => v.swap_bytes(),
                 4 => u64::from((v as u32).swap_bytes()),
-                // The 16-bit form is undefined in the SDM; Intel and AMD parts clear the low
-                // word (the 32-bit swap of 0:AX keeps only the zero upper half).
+                // The 16-bit form is undefined in the SDM; vx follows the reference host (AMD
+                // Zen, checked by tests/host_check.rs), which clears the low word and keeps
+                // the rest of the register.
                 _ => 0,
             };
             cx.set_gpr(r, out);

@@ -223,11 +223,11 @@ impl Guest {
         // `host` points, GUEST_RAM bytes long) alive and unmoved as long as the GuestRam.
         let ram = unsafe { GuestRam::new(vec![region], Box::new(mem)) };
         let w64 = |ram: &GuestRam, gpa: u64, v: u64| assert!(ram.write(gpa, &v.to_le_bytes()));
-        // Identity map the first 4 MiB with two 2 MiB pages.
-        w64(&ram, PML4, PDPT | 3);
-        w64(&ram, PDPT, PD | 3);
-        w64(&ram, PD, 0x83);
-        w64(&ram, PD + 8, 0x20_0000 | 0x83);
+        // Identity map the first 4 MiB with two 2 MiB user-accessible pages.
+        w64(&ram, PML4, PDPT | 7);
+        w64(&ram, PDPT, PD | 7);
+        w64(&ram, PD, 0x87);
+        w64(&ram, PD + 8, 0x20_0000 | 0x87);
         // GDT: null, 64-bit code (0x08), flat data (0x10).
         w64(&ram, GDT + 8, 0x00af_9b00_0000_ffff);
         w64(&ram, GDT + 16, 0x00cf_9300_0000_ffff);
@@ -304,7 +304,7 @@ impl Guest {
                 *v
             };
         }
-        st.rflags = (inp.rflags & FLAGS_CMP) | 2;
+        st.rflags = (state.rflags & !FLAGS_CMP) | (inp.rflags & FLAGS_CMP) | 2;
         let end = CODE + case.bytes.len() as u64;
         let mut steps = 0;
         loop {
