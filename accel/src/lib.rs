@@ -1,7 +1,12 @@
-//! vx execution engines behind one trait (`cpu::Vcpu`), and the `auto` choice between them.
-//! Today only the interpreter exists; the JIT and KVM engines are separate issues.
+//! vx execution engines behind one trait (`cpu::Vcpu`), and the `auto` choice between them:
+//! the reference interpreter and KVM (Linux KVM API); the JIT is a separate issue.
+
+pub mod kvm;
 
 use cpu::{GuestRam, Interp, Vcpu};
+
+pub use kvm::probe::{AutoChoice, EntryMode, HostProbe, decide_auto};
+pub use kvm::{FORCE_ENV, KvmBackend, KvmError, KvmVcpu};
 
 /// The engines a user can ask for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,17 +43,64 @@ pub enum AccelError {
     /// The engine is not part of this build yet.
     #[error("the {0} engine is not implemented yet in this version of vx (use --accel interp)")]
     NotBuilt(&'static str),
+    /// KVM cannot be used on this host, or not for this guest.
+    #[error("--accel kvm: {0}")]
+    KvmUnavailable(String),
+    /// Setting up the KVM VM or vCPU failed.
+    #[error("--accel kvm: {0}")]
+    Kvm(#[from] KvmError),
 }
 
-/// A vCPU on the chosen engine, and a sentence saying why that engine was chosen.
-pub fn create_vcpu(kind: AccelKind, ram: GuestRam) -> Result<(Box<dyn Vcpu>, String), AccelError> {
+/// Whether `VX_KVM_FORCE=1` asks to run KVM for guest modes the host is known not to run.
+pub fn kvm_forced() -> bool {
+    std::env::var(FORCE_ENV).map(|v| v == "1").unwrap_or(false)
+}
+
+/// What this host offers (for `vx info` and the `auto` policy).
+pub fn probe() -> HostProbe {
+    HostProbe::detect()
+}
+
+fn create_kvm(ram: GuestRam, entry: EntryMode, probe: &HostProbe) -> Result<KvmVcpu, AccelError> {
+    if let Some(why) = probe.unusable_reason() {
+        return Err(AccelError::KvmUnavailable(why));
+    }
+    if let Some(why) = probe.mode_unsupported_reason(entry) {
+        if !kvm_forced() {
+            return Err(AccelError::KvmUnavailable(why));
+        }
+        tracing::warn!("{FORCE_ENV}=1: running a {} guest on KVM anyway ({why})", entry.describe());
+    }
+    Ok(KvmBackend::new()?.create_vcpu(ram)?)
+}
+
+/// A vCPU on the chosen engine for a guest that starts in `entry` mode, and a sentence saying
+/// why that engine was chosen.
+pub fn create_vcpu(kind: AccelKind, ram: GuestRam, entry: EntryMode) -> Result<(Box<dyn Vcpu>, String), AccelError> {
     match kind {
         AccelKind::Interp => Ok((Box::new(Interp::new(ram)), "interp: requested with --accel interp".into())),
-        AccelKind::Auto => Ok((
-            Box::new(Interp::new(ram)),
-            "interp: auto picks the interpreter (the JIT and KVM engines are not built yet)".into(),
-        )),
+        AccelKind::Auto => {
+            let probe = probe();
+            let choice = decide_auto(&probe, entry);
+            if choice.kvm {
+                match create_kvm(ram.clone(), entry, &probe) {
+                    Ok(v) => return Ok((Box::new(v), choice.reason)),
+                    Err(e) => {
+                        return Ok((
+                            Box::new(Interp::new(ram)),
+                            format!("interp: auto fell back to the interpreter because KVM failed ({e})"),
+                        ));
+                    }
+                }
+            }
+            Ok((Box::new(Interp::new(ram)), choice.reason))
+        }
         AccelKind::Jit => Err(AccelError::NotBuilt("jit")),
-        AccelKind::Kvm => Err(AccelError::NotBuilt("kvm")),
+        AccelKind::Kvm => {
+            let probe = probe();
+            let v = create_kvm(ram, entry, &probe)?;
+            let why = format!("kvm: requested with --accel kvm ({})", probe.describe_hardware());
+            Ok((Box::new(v), why))
+        }
     }
 }
