@@ -3,6 +3,7 @@
 //! Vol. 3A ch. 6 for exceptions and interrupts).
 
 pub mod alu;
+pub mod api;
 pub mod bit;
 pub mod branch;
 pub mod control;
