@@ -1,48 +1,60 @@
 //! Self-checking guest programs for vx, assembled in Rust with iced-x86 `code_asm`. Each ROM
 //! is a BIOS image (as for QEMU `-bios`) that prints to COM1 and writes its verdict to the
-//! debug-exit port 0xf4.
+//! debug-exit port 0xf4: 0 when every check passed (vx exits with status 1).
+//!
+//! `all()` lists every ROM with the serial output it must produce, so the integration tests
+//! and every engine (interpreter, JIT, KVM) run the same list; `demo()` is the guest `vx`
+//! runs when given no arguments.
 
-use iced_x86::code_asm::*;
+pub mod asm;
+pub mod check;
+mod demo;
+pub mod exceptions;
+pub mod families;
+pub mod host;
+pub mod modes;
+pub mod paging;
+pub mod privilege;
+pub mod rng;
 
-/// Size of every ROM image: 64 KiB, aliased at 0xF0000 and at 0xFFFF0000.
-pub const ROM_SIZE: usize = 64 * 1024;
-/// Physical address of the ROM's first byte in the alias below 1 MiB.
-pub const ROM_BASE: u64 = 0xf_0000;
-
-/// Place 16-bit code at ROM offset 0 and a reset vector jumping to it.
-pub fn rom_from_real_mode(code: &[u8]) -> Vec<u8> {
-    let mut rom = vec![0xf4u8; ROM_SIZE];
-    rom[..code.len()].copy_from_slice(code);
-    // Reset vector at F000:FFF0: jmp far F000:0000.
-    rom[0xfff0..0xfff5].copy_from_slice(&[0xea, 0x00, 0x00, 0x00, 0xf0]);
-    rom
+/// One test ROM: its name (area/file), the BIOS image and the exact serial output it must
+/// print (with `\n` line ends; the guest sends `\r\n`).
+#[derive(Clone, Debug)]
+pub struct TestRom {
+    /// `area/name`, matching `test-roms/src/<area>/<name>.rs`.
+    pub name: String,
+    /// The BIOS image (64 or 128 KiB, reset vector 16 bytes before its end).
+    pub image: Vec<u8>,
+    /// Expected COM1 output, `\n` line ends.
+    pub expected: String,
 }
 
-/// The built-in demo (minimal version: prints a line and exits 0).
+impl TestRom {
+    /// The expected output as the guest sends it (`\r\n` line ends).
+    pub fn expected_serial(&self) -> String {
+        self.expected.replace('\n', "\r\n")
+    }
+}
+
+/// Every test ROM, in a stable order. Building them runs the family snippets on this host
+/// to get their expected values, so it takes a moment.
+pub fn all() -> Vec<TestRom> {
+    let mut v = Vec::new();
+    v.extend(modes::all());
+    v.extend(paging::all());
+    v.extend(exceptions::all());
+    v.extend(privilege::all());
+    v.extend(families::all());
+    v
+}
+
+/// The built-in demo guest: it narrates its way from real mode to long mode, computes some
+/// primes, and powers off through port 0xCF9 (vx exits with status 0).
 pub fn demo() -> Vec<u8> {
-    let mut a = CodeAssembler::new(16).expect("16-bit assembler");
-    let msg = b"vx demo: hello from real mode\r\n";
-    let mut lbl = a.create_label();
-    a.mov(si, 0u32).expect("asm");
-    a.mov(ax, 0xf000u32).expect("asm");
-    a.mov(ds, ax).expect("asm");
-    a.mov(dx, 0x3f8u32).expect("asm");
-    let mut lp = a.create_label();
-    a.set_label(&mut lp).expect("asm");
-    a.mov(al, byte_ptr(si + 0x100)).expect("asm");
-    a.test(al, al).expect("asm");
-    a.jz(lbl).expect("asm");
-    a.out(dx, al).expect("asm");
-    a.inc(si).expect("asm");
-    a.jmp(lp).expect("asm");
-    a.set_label(&mut lbl).expect("asm");
-    a.mov(al, 6u32).expect("asm");
-    a.mov(dx, 0xcf9u32).expect("asm");
-    a.out(dx, al).expect("asm");
-    a.hlt().expect("asm");
-    let mut code = a.assemble(ROM_BASE).expect("assemble");
-    code.resize(0x100, 0x90);
-    code.extend_from_slice(msg);
-    code.push(0);
-    rom_from_real_mode(&code)
+    demo::build().image
+}
+
+/// The demo as a `TestRom` (its expected narration included).
+pub fn demo_rom() -> TestRom {
+    demo::build()
 }

@@ -1,0 +1,11 @@
+//! Mode-switch ROMs: real mode, 16/32-bit protected mode, long mode, compatibility mode, and
+//! back to real mode.
+
+pub mod real_to_long;
+
+use crate::TestRom;
+
+/// Every ROM of this area.
+pub fn all() -> Vec<TestRom> {
+    vec![real_to_long::build()]
+}

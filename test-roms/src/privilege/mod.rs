@@ -1,0 +1,8 @@
+//! ROMs of the privilege area.
+
+use crate::TestRom;
+
+/// Every ROM of this area.
+pub fn all() -> Vec<TestRom> {
+    vec![]
+}

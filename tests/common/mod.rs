@@ -1,0 +1,118 @@
+//! Shared runner for the ROM tests: a board with COM1 captured in memory, the interpreter,
+//! the RESET state, a timeout thread, and assertions that print the serial output and the
+//! register dump when a ROM misbehaves.
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+use accel::AccelKind;
+use machine::{Board, BoardConfig, StopReason};
+
+/// Guest RAM the ROM tests get.
+pub const MEMORY: u64 = 32 << 20;
+
+/// A `Write` that appends to a shared buffer.
+#[derive(Clone, Default)]
+pub struct Capture(pub Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// How a run ended.
+pub struct Outcome {
+    /// Why the machine stopped.
+    pub reason: StopReason,
+    /// Everything the guest sent to COM1.
+    pub serial: String,
+    /// The register dump at the end.
+    pub dump: String,
+    /// Wall time of the run.
+    pub elapsed: Duration,
+}
+
+/// Run `image` on the interpreter until it stops or `timeout` passes.
+pub fn run_image(image: &[u8], timeout: Duration) -> Outcome {
+    let cap = Capture::default();
+    let board = Board::new(BoardConfig {
+        memory: MEMORY,
+        bios: Some(image.to_vec()),
+        serial_out: Some(Box::new(cap.clone())),
+        trace_post: false,
+    })
+    .expect("board");
+    let (mut vcpu, _why) = accel::create_vcpu(AccelKind::Interp, board.ram().clone(), accel::EntryMode::Real).expect("interpreter");
+    vcpu.set_state(&firmware::reset_state());
+    let control = board.control();
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    let timer = std::thread::spawn(move || {
+        if done_rx.recv_timeout(timeout).is_err() {
+            control.request_stop(StopReason::Timeout);
+        }
+    });
+    let start = Instant::now();
+    let reason = board.run(vcpu.as_mut()).expect("the interpreter never fails on the host side");
+    let elapsed = start.elapsed();
+    let _ = done_tx.send(());
+    timer.join().expect("timer thread");
+    let serial = String::from_utf8_lossy(&cap.0.lock().unwrap_or_else(|p| p.into_inner())).into_owned();
+    Outcome { reason, serial, dump: vcpu.get_state().dump(), elapsed }
+}
+
+/// The first line where `got` and `want` differ, for the failure message.
+pub fn first_difference(got: &str, want: &str) -> String {
+    let (g, w): (Vec<&str>, Vec<&str>) = (got.lines().collect(), want.lines().collect());
+    for k in 0..g.len().max(w.len()) {
+        let (a, b) = (g.get(k).copied(), w.get(k).copied());
+        if a != b {
+            return format!("line {}: got {:?}, expected {:?}", k + 1, a, b);
+        }
+    }
+    "no line differs (line endings?)".into()
+}
+
+/// Run a test ROM and check it passed: debug-exit 0 and exactly the expected output.
+/// Returns a failure description instead of panicking, so callers can run many ROMs.
+pub fn check_rom(rom: &test_roms::TestRom, timeout: Duration) -> Result<Duration, String> {
+    let out = run_image(&rom.image, timeout);
+    let want = rom.expected_serial();
+    if out.reason == StopReason::DebugExit(0) && out.serial == want {
+        return Ok(out.elapsed);
+    }
+    Err(format!(
+        "ROM {} failed: stopped with {:?} (exit status {}) after {:?}\n{}\n--- serial output ---\n{}\n--- registers ---\n{}",
+        rom.name,
+        out.reason,
+        out.reason.exit_status(),
+        out.elapsed,
+        first_difference(&out.serial.replace("\r\n", "\n"), &rom.expected),
+        out.serial.replace("\r\n", "\n"),
+        out.dump
+    ))
+}
+
+/// Run ROMs in parallel threads and panic with every failure.
+pub fn check_roms(roms: Vec<test_roms::TestRom>, timeout: Duration) {
+    assert!(!roms.is_empty());
+    let handles: Vec<_> = roms
+        .into_iter()
+        .map(|rom| std::thread::spawn(move || (rom.name.clone(), check_rom(&rom, timeout))))
+        .collect();
+    let mut failures = Vec::new();
+    for h in handles {
+        let (name, r) = h.join().expect("ROM thread");
+        match r {
+            Ok(t) => eprintln!("{name}: passed in {t:?}"),
+            Err(e) => failures.push(e),
+        }
+    }
+    assert!(failures.is_empty(), "{} ROM(s) failed:\n\n{}", failures.len(), failures.join("\n\n"));
+}
