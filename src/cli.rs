@@ -31,12 +31,18 @@ pub enum Command {
     Run(RunArgs),
     /// Run the built-in demo guest (the same as `vx` with no arguments).
     Demo(DemoArgs),
+    /// Show what this host offers: KVM API and capabilities, hardware virtualization or not,
+    /// and which engine `--accel auto` would pick and why.
+    Info,
 }
 
 /// Options of `vx run`.
 #[derive(Debug, Args, Default)]
 pub struct RunArgs {
-    /// Execution engine: auto, interp (jit and kvm are not built yet).
+    /// Execution engine: auto, interp or kvm (jit is not built yet). auto picks KVM only where
+    /// it is hardware-backed (VT-x/AMD-V), else the interpreter. A software-only KVM (kvm_pvm)
+    /// runs only guests entering in 64-bit mode; VX_KVM_FORCE=1 tries other modes anyway
+    /// (use with --timeout: such a guest may hang).
     #[arg(long, default_value = "auto")]
     pub accel: String,
     /// Guest memory size, e.g. 512M, 2G (suffixes K, M, G, T; plain numbers are bytes).

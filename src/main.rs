@@ -3,6 +3,7 @@
 
 mod cli;
 mod console;
+mod info;
 mod run;
 
 use clap::Parser;
@@ -33,6 +34,7 @@ fn main() {
             Some(demo),
         ),
         Some(Command::Run(args)) => run::run(&args, Some(demo)),
+        Some(Command::Info) => std::process::exit(info::run()),
     };
     match result {
         Ok(status) => std::process::exit(status),

@@ -78,6 +78,51 @@ pub fn guest_cpuid(supported: &[kvm_cpuid_entry2]) -> (Vec<kvm_cpuid_entry2>, Ve
     (out, dropped)
 }
 
+/// A CPUID register the host's KVM presents differently from the table vx set (some KVMs,
+/// kvm_pvm among them, rewrite entries in KVM_SET_CPUID2; KVM_GET_CPUID2 shows the result).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CpuidDeviation {
+    /// CPUID leaf.
+    pub leaf: u32,
+    /// Subleaf.
+    pub index: u32,
+    /// Register index: 0 eax, 1 ebx, 2 ecx, 3 edx.
+    pub reg: usize,
+    /// What vx set (0 for a leaf vx did not set).
+    pub wanted: u32,
+    /// What the guest will see.
+    pub got: u32,
+}
+
+impl std::fmt::Display for CpuidDeviation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "leaf {:#x}.{} {}: vx set {:#010x}, the host's KVM presents {:#010x}",
+            self.leaf,
+            self.index,
+            ["eax", "ebx", "ecx", "edx"][self.reg],
+            self.wanted,
+            self.got
+        )
+    }
+}
+
+/// Compare the table vx set with what KVM_GET_CPUID2 read back.
+pub(crate) fn deviations(set: &[kvm_cpuid_entry2], readback: &[kvm_cpuid_entry2]) -> Vec<CpuidDeviation> {
+    let mut out = Vec::new();
+    for e in readback {
+        let wanted = find(set, e.function, e.index).map(|w| [w.eax, w.ebx, w.ecx, w.edx]).unwrap_or([0; 4]);
+        let got = [e.eax, e.ebx, e.ecx, e.edx];
+        for reg in 0..4 {
+            if wanted[reg] != got[reg] {
+                out.push(CpuidDeviation { leaf: e.function, index: e.index, reg, wanted: wanted[reg], got: got[reg] });
+            }
+        }
+    }
+    out
+}
+
 /// `guest_cpuid` as the FAM structure KVM_SET_CPUID2 takes.
 pub(crate) fn to_kvm_cpuid(entries: &[kvm_cpuid_entry2]) -> Result<CpuId, KvmError> {
     CpuId::from_entries(entries).map_err(|e| KvmError::Cpuid(format!("{e:?}")))
@@ -111,6 +156,22 @@ mod tests {
         let e = table.iter().find(|e| e.function == 0x8000_0001).expect("leaf present");
         assert_eq!(e.edx & nx, 0);
         assert_eq!(dropped, vec![DroppedBits { leaf: 0x8000_0001, reg: 3, mask: nx }]);
+    }
+
+    #[test]
+    fn test_deviations_report_rewritten_and_added_leaves() {
+        let set = [entry(1, 0x2000, 0x1)];
+        let back = [entry(1, 0x2001, 0x1), kvm_cpuid_entry2 { function: 0xd, eax: 7, ..Default::default() }];
+        let d = deviations(&set, &back);
+        assert_eq!(
+            d,
+            vec![
+                CpuidDeviation { leaf: 1, index: 0, reg: 2, wanted: 0x2000, got: 0x2001 },
+                CpuidDeviation { leaf: 0xd, index: 0, reg: 0, wanted: 0, got: 7 },
+            ]
+        );
+        assert!(d[0].to_string().contains("ecx"));
+        assert!(deviations(&set, &set).is_empty());
     }
 
     #[test]

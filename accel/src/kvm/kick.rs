@@ -83,6 +83,9 @@ pub(crate) struct KickShared {
     target: Mutex<Option<Target>>,
     /// The vCPU still exists (its kvm_run mapping is valid).
     alive: AtomicBool,
+    /// An interrupt waits for a window the host may never report: interrupt KVM_RUN every
+    /// WATCH_PERIOD so the run loop can check whether the guest is ready.
+    poll: AtomicBool,
     wake: Condvar,
 }
 
@@ -103,6 +106,7 @@ impl KickShared {
             immediate_exit: immediate_exit as *const AtomicU8,
             target: Mutex::new(None),
             alive: AtomicBool::new(true),
+            poll: AtomicBool::new(false),
             wake: Condvar::new(),
         })
     }
@@ -115,6 +119,11 @@ impl KickShared {
     pub(crate) fn set_immediate_exit(&self, v: u8) {
         // SAFETY: called by the vCPU's owner, so the mapping is alive.
         unsafe { (*self.immediate_exit).store(v, Ordering::SeqCst) }
+    }
+
+    /// Force periodic exits while an interrupt is held (see `poll`).
+    pub(crate) fn set_poll(&self, on: bool) {
+        self.poll.store(on, Ordering::Release);
     }
 
     /// The calling thread enters `run`; the returned guard leaves it.
@@ -166,7 +175,7 @@ impl KickShared {
                         }
                     }
                     std::thread::sleep(WATCH_PERIOD);
-                    if shared.kicker.is_kicked() {
+                    if shared.kicker.is_kicked() || shared.poll.load(Ordering::Acquire) {
                         shared.interrupt();
                     }
                 }

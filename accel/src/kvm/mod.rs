@@ -241,6 +241,22 @@ impl KvmBackend {
             );
         }
         vcpu.set_cpuid2(&cpuid::to_kvm_cpuid(&table)?).map_err(KvmError::SetCpuid)?;
+        let cpuid_deviations = match vcpu.get_cpuid2(kvm_bindings::KVM_MAX_CPUID_ENTRIES) {
+            Ok(back) => cpuid::deviations(&table, back.as_slice()),
+            Err(e) => {
+                tracing::debug!("kvm: KVM_GET_CPUID2 failed ({e}); cannot check the CPUID the guest sees");
+                Vec::new()
+            }
+        };
+        if !cpuid_deviations.is_empty() {
+            static WARNED: std::sync::Once = std::sync::Once::new();
+            WARNED.call_once(|| {
+                tracing::warn!(
+                    "kvm: the host's KVM rewrote vx's CPUID profile; this guest sees a different CPU than on the other engines: {}",
+                    cpuid_deviations.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+                );
+            });
+        }
         kick::install_handler()?;
         let kicker = Kicker::new();
         let ie: *mut u8 = &mut vcpu.get_kvm_run().immediate_exit;
@@ -267,6 +283,7 @@ impl KvmBackend {
             has_events: self.has_events,
             has_debugregs: self.has_debugregs,
             runs: 0,
+            cpuid_deviations,
         };
         v.apply_state(&CpuState::reset())?;
         Ok(v)
@@ -302,6 +319,7 @@ pub struct KvmVcpu {
     has_events: bool,
     has_debugregs: bool,
     runs: u64,
+    cpuid_deviations: Vec<cpuid::CpuidDeviation>,
 }
 
 impl Drop for KvmVcpu {
@@ -323,6 +341,12 @@ impl KvmVcpu {
     /// in the guest within `kick::WATCH_PERIOD`).
     pub fn kick_handle(&self) -> KvmKicker {
         KvmKicker::new(self.kick.clone())
+    }
+
+    /// Where the CPUID this guest sees differs from the table vx set (the host's KVM
+    /// rewrote it); empty when the guest sees exactly vx's profile (minus `dropped_cpuid`).
+    pub fn cpuid_deviations(&self) -> &[cpuid::CpuidDeviation] {
+        &self.cpuid_deviations
     }
 
     /// Single-step the guest: every instruction ends `run` with `VcpuExit::Debug`.
@@ -376,6 +400,7 @@ impl KvmVcpu {
         self.halted = st.halted;
         self.ready_for_irq = None;
         self.pending_irq = None;
+        self.kick.set_poll(false);
         self.vcpu.set_sregs(&k.sregs).map_err(|e| s("KVM_SET_SREGS", e))?;
         self.vcpu.set_regs(&k.regs).map_err(|e| s("KVM_SET_REGS", e))?;
         self.vcpu.set_fpu(&k.fpu).map_err(|e| s("KVM_SET_FPU", e))?;
@@ -458,16 +483,35 @@ impl KvmVcpu {
             };
             let mut ctx =
                 ExitCtx { rom: &self.rom, pending_irq: self.pending_irq.is_some(), counters: &mut self.counters };
-            let action = handle_exit(kexit, io, &mut ctx)?;
+            let mut action = handle_exit(kexit, io, &mut ctx)?;
             self.io_pending = io_exit;
             let run = self.vcpu.get_kvm_run();
-            self.ready_for_irq = Some(run.ready_for_interrupt_injection != 0 && run.if_flag != 0);
+            let ready = run.ready_for_interrupt_injection != 0 && run.if_flag != 0;
+            self.ready_for_irq = Some(ready);
+            if ready && self.pending_irq.is_some() {
+                // The guest can take the held interrupt now, whatever the exit was (a host that
+                // never reports the window, like kvm_pvm, gets here through HLT, I/O or the
+                // watcher's poll). A HLT it interrupts is over.
+                action = match action {
+                    ExitAction::Return(VcpuExit::Halted) | ExitAction::CheckKick | ExitAction::Continue => {
+                        ExitAction::InjectPending
+                    }
+                    other => other,
+                };
+            }
             match action {
                 ExitAction::Continue => {}
                 ExitAction::InjectPending => {
                     self.vcpu.get_kvm_run().request_interrupt_window = 0;
+                    self.kick.set_poll(false);
+                    self.kick.set_immediate_exit(0);
                     if let Some(v) = self.pending_irq.take() {
                         self.interrupt_now(v)?;
+                        self.ready_for_irq = Some(false);
+                    }
+                    if self.kick.kicker.take() {
+                        self.complete_io()?;
+                        return Ok(VcpuExit::Kicked);
                     }
                 }
                 ExitAction::CheckKick => {
@@ -569,9 +613,13 @@ impl Vcpu for KvmVcpu {
 
     fn inject_interrupt(&mut self, vector: u8) {
         self.halted = false;
-        if self.ready_for_irq == Some(false) || self.pending_irq.is_some() {
-            // Not injectable now: hold it and ask KVM for the interrupt window.
+        if !self.interrupts_enabled() {
+            // Not injectable now: hold it and ask KVM for the interrupt window; the run loop
+            // injects it at the IrqWindowOpen exit (or, on a host that never reports the
+            // window, at the first exit where the guest is ready, with the watcher thread
+            // forcing an exit every kick::WATCH_PERIOD meanwhile).
             self.pending_irq = Some(vector);
+            self.kick.set_poll(true);
             return;
         }
         if let Err(e) = self.interrupt_now(vector) {

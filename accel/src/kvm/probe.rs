@@ -224,20 +224,18 @@ impl HostProbe {
         self.cpu_virt_flag.is_some() && matches!(self.flavor, KvmFlavor::Intel | KvmFlavor::Amd)
     }
 
-    /// One line describing the virtualization hardware.
+    /// What the virtualization hardware is (no yes/no prefix; see `hardware_backed`).
     pub fn describe_hardware(&self) -> String {
         match (self.cpu_virt_flag, &self.flavor) {
             (Some(f), KvmFlavor::Intel | KvmFlavor::Amd) => {
-                format!("yes: CPU flag '{f}', KVM module {}", self.flavor.module())
+                format!("CPU flag '{f}', KVM module {}", self.flavor.module())
             }
-            (Some(f), KvmFlavor::Pvm) => format!(
-                "CPU flag '{f}' present, but /dev/kvm is kvm_pvm (software-only, paravirtualized KVM)"
-            ),
+            (Some(f), KvmFlavor::Pvm) => {
+                format!("CPU flag '{f}' present, but /dev/kvm is kvm_pvm, a software-only, paravirtualized KVM")
+            }
             (Some(f), KvmFlavor::Unknown) => format!("CPU flag '{f}' present, but no kvm_intel/kvm_amd module is loaded"),
-            (None, KvmFlavor::Pvm) => {
-                "no (no vmx/svm CPU flag); /dev/kvm is kvm_pvm, a software-only, paravirtualized KVM".into()
-            }
-            (None, _) => "no (no vmx/svm CPU flag, no kvm_intel/kvm_amd module)".into(),
+            (None, KvmFlavor::Pvm) => "no vmx/svm CPU flag; /dev/kvm is kvm_pvm, a software-only, paravirtualized KVM".into(),
+            (None, _) => "no vmx/svm CPU flag, no kvm_intel/kvm_amd module".into(),
         }
     }
 
@@ -307,7 +305,7 @@ pub fn decide_auto(probe: &HostProbe, mode: EntryMode) -> AutoChoice {
     }
     if !probe.hardware_backed() {
         return interp(format!(
-            "KVM here is not hardware-backed ({}); the JIT is not built yet",
+            "KVM here is not hardware-backed ({}) and the JIT is not built yet",
             probe.describe_hardware()
         ));
     }
