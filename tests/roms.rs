@@ -57,3 +57,18 @@ fn test_all_lists_every_area_with_unique_names() {
         assert!(r.expected.ends_with("all checks passed\n"), "{}", r.name);
     }
 }
+
+/// `VX_SHOW_ROM=families/alu cargo test --test roms show_rom -- --ignored --nocapture`
+/// prints a ROM's serial output and how it stopped (for writing and debugging ROMs).
+#[test]
+#[ignore]
+fn show_rom() {
+    let want = std::env::var("VX_SHOW_ROM").unwrap_or_else(|_| "demo".into());
+    let mut roms = test_roms::all();
+    roms.push(test_roms::demo_rom());
+    for rom in roms.into_iter().filter(|r| r.name == want) {
+        let out = common::run_image(&rom.image, TIMEOUT);
+        println!("{}", out.serial.replace("\r\n", "\n"));
+        println!("--- {:?} after {:?}, {} bytes of image\n{}", out.reason, out.elapsed, rom.image.len(), out.dump);
+    }
+}
