@@ -691,3 +691,135 @@ fn test_cli_info_reports_the_host() {
     }
     println!("{text}");
 }
+
+/// The instruction tracer on KVM (single-step) sees the same instructions as the interpreter's.
+#[test]
+fn test_conformance_trace_sees_the_same_instructions() {
+    let code = assemble(|a| {
+        let mut l = a.create_label();
+        a.mov(ecx, 3)?;
+        a.set_label(&mut l)?;
+        a.add(rax, rcx)?;
+        a.out(0x80, al)?;
+        a.dec(ecx)?;
+        a.jnz(l)?;
+        a.hlt()
+    });
+    let traced = |v: &mut dyn Vcpu| {
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let s2 = seen.clone();
+        v.set_state(&long_mode_state());
+        assert!(v.set_trace(Some(Box::new(move |st: &CpuState, bytes: &[u8]| {
+            s2.lock().expect("lock").push((st.rip, bytes.first().copied(), st.gpr[0]));
+        }))));
+        assert_eq!(drive_to_halt(v, &Recorder::default()), VcpuExit::Halted);
+        let out = seen.lock().expect("lock").clone();
+        out
+    };
+    let mem = build_memory(&code);
+    let mut interp = cpu::Interp::new(mem.ram().clone());
+    let ti = traced(&mut interp);
+    assert_eq!(ti.len(), 1 + 4 * 3 + 1, "{ti:x?}");
+    if let Some(why) = kvm_skip_reason(EntryMode::Long64) {
+        println!("skipped: tracing on KVM: {why}");
+        return;
+    }
+    let mem = build_memory(&code);
+    let mut kvm = accel::KvmBackend::new().expect("backend").create_vcpu(mem.ram().clone()).expect("vcpu");
+    let tk = traced(&mut kvm);
+    assert_eq!(tk, ti, "traced (rip, first byte, rax) per instruction");
+}
+
+/// test-roms' BIOS images on KVM, with a watchdog so a host that cannot run a mode fails
+/// loudly instead of hanging. A software-only KVM runs them too (the CLI asks for
+/// VX_KVM_FORCE=1 there because real mode is not guaranteed on such hosts).
+#[test]
+fn test_kvm_runs_the_test_roms() {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Serial(Arc<Mutex<Vec<u8>>>);
+    impl Write for Serial {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap_or_else(|p| p.into_inner()).extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    if let Some(why) = kvm_skip_reason(EntryMode::Long64) {
+        println!("skipped: test ROMs on KVM: {why}");
+        return;
+    }
+    if let Some(why) = kvm_skip_reason(EntryMode::Real) {
+        println!("note: {why}; running the ROMs anyway under a watchdog");
+    }
+    let mut roms = vec![test_roms::demo_rom()];
+    roms.extend(test_roms::all());
+    let mut failures = Vec::new();
+    for rom in &roms {
+        let serial = Serial::default();
+        let board = machine::Board::new(machine::BoardConfig {
+            memory: 32 << 20,
+            bios: Some(rom.image.clone()),
+            serial_out: Some(Box::new(serial.clone())),
+            trace_post: false,
+        })
+        .expect("board");
+        let mut v = accel::KvmBackend::new().expect("backend").create_vcpu(board.ram().clone()).expect("vcpu");
+        v.set_state(&firmware::reset_state());
+        let control = board.control();
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let d2 = done.clone();
+        let watchdog = std::thread::spawn(move || {
+            for _ in 0..1000 {
+                std::thread::sleep(Duration::from_millis(10));
+                if d2.load(std::sync::atomic::Ordering::Acquire) {
+                    return;
+                }
+            }
+            control.request_stop(machine::StopReason::Timeout);
+        });
+        let start = Instant::now();
+        let reason = board.run(&mut v);
+        done.store(true, std::sync::atomic::Ordering::Release);
+        watchdog.join().expect("watchdog");
+        let out = String::from_utf8_lossy(&serial.0.lock().unwrap_or_else(|p| p.into_inner())).to_string();
+        let ok = out == rom.expected_serial()
+            && matches!(reason, Ok(machine::StopReason::DebugExit(0)) | Ok(machine::StopReason::PowerOff));
+        println!("{:<28} {:?} in {:?}: {}", rom.name, reason, start.elapsed(), if ok { "ok" } else { "FAILED" });
+        if !ok {
+            failures.push(format!(
+                "{}: {reason:?} (rip {:#x}), serial:\n{out}\nexpected:\n{}",
+                rom.name,
+                v.get_state().rip,
+                rom.expected_serial()
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "test ROMs failing on KVM:\n{}", failures.join("\n"));
+}
+
+/// A BIOS image KVM cannot map (not a multiple of 4 KiB) is refused with the reason.
+#[test]
+fn test_cli_kvm_refuses_an_unaligned_rom() {
+    if let Some(why) = kvm_skip_reason(EntryMode::Long64) {
+        println!("skipped: unaligned ROM on KVM: {why}");
+        return;
+    }
+    let path = std::env::temp_dir().join(format!("vx-kvm-unaligned-{}.bin", std::process::id()));
+    std::fs::write(&path, [0xf4u8; 1000]).expect("write rom");
+    let out = vx()
+        .args(["run", "--accel", "kvm", "--serial", "none", "--timeout", "5", "--bios"])
+        .arg(&path)
+        .env(accel::FORCE_ENV, "1")
+        .output()
+        .expect("run vx");
+    let _ = std::fs::remove_file(&path);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("4 KiB"), "{err}");
+}

@@ -49,6 +49,8 @@ pub(crate) enum ExitAction {
     InjectPending,
     /// Check the kick flag: return `Kicked` if set, else re-enter.
     CheckKick,
+    /// A single-step for the instruction tracer: trace the next instruction, re-enter.
+    TraceStep,
     /// Return this to the board.
     Return(VcpuExit),
 }
@@ -74,6 +76,8 @@ pub(crate) struct ExitCtx<'a> {
     pub rom: &'a [(u64, u64)],
     /// An interrupt vector waits for the window.
     pub pending_irq: bool,
+    /// The engine single-steps to trace instructions: debug exits are its own, not the board's.
+    pub tracing: bool,
     pub counters: &'a mut ExitCounters,
 }
 
@@ -147,7 +151,7 @@ pub(crate) fn handle_exit(exit: KvmExit<'_>, io: &dyn VmIo, ctx: &mut ExitCtx<'_
         KvmExit::Debug { exception, pc } => {
             ctx.counters.debug += 1;
             tracing::trace!("kvm debug exit: exception {exception} at {pc:#x}");
-            ExitAction::Return(VcpuExit::Debug)
+            if ctx.tracing { ExitAction::TraceStep } else { ExitAction::Return(VcpuExit::Debug) }
         }
         KvmExit::Interrupted => {
             ctx.counters.interrupted += 1;
@@ -198,7 +202,7 @@ mod tests {
         let io = Recorder::default();
         let mut counters = ExitCounters::default();
         let rom = [(0xfffe_0000, 0x2_0000)];
-        let r = handle_exit(exit, &io, &mut ExitCtx { rom: &rom, pending_irq: pending, counters: &mut counters });
+        let r = handle_exit(exit, &io, &mut ExitCtx { rom: &rom, pending_irq: pending, tracing: false, counters: &mut counters });
         let log = io.log.into_inner().expect("lock");
         (r, log, counters)
     }
@@ -254,6 +258,16 @@ mod tests {
             ExitAction::Return(VcpuExit::Debug)
         );
         assert_eq!(run(KvmExit::Interrupted, false).0.expect("ok"), ExitAction::CheckKick);
+    }
+
+    #[test]
+    fn test_handle_exit_debug_while_tracing_is_a_trace_step() {
+        let io = Recorder::default();
+        let mut counters = ExitCounters::default();
+        let mut ctx = ExitCtx { rom: &[], pending_irq: false, tracing: true, counters: &mut counters };
+        let r = handle_exit(KvmExit::Debug { exception: 1, pc: 0x10 }, &io, &mut ctx).expect("ok");
+        assert_eq!(r, ExitAction::TraceStep);
+        assert_eq!(counters.debug, 1);
     }
 
     #[test]

@@ -267,7 +267,7 @@ impl KvmBackend {
         let mut v = KvmVcpu {
             vcpu,
             _vm: vm,
-            _ram: ram,
+            ram,
             rom,
             shadow: CpuState::reset(),
             halted: false,
@@ -284,6 +284,10 @@ impl KvmBackend {
             has_debugregs: self.has_debugregs,
             runs: 0,
             cpuid_deviations,
+            trace: None,
+            trace_due: false,
+            traced_hlt: false,
+            single_step: false,
         };
         v.apply_state(&CpuState::reset())?;
         Ok(v)
@@ -291,12 +295,11 @@ impl KvmBackend {
 }
 
 /// One vCPU on KVM, in its own VM.
-#[derive(Debug)]
 pub struct KvmVcpu {
     vcpu: VcpuFd,
     _vm: VmFd,
-    /// Keeps the memslots' host memory alive.
-    _ram: GuestRam,
+    /// The memslots' host memory (kept alive by this clone); read for tracing.
+    ram: GuestRam,
     rom: Vec<(u64, u64)>,
     /// The last state set: supplies what KVM does not hold (MSRs the host lacks).
     shadow: CpuState,
@@ -320,6 +323,25 @@ pub struct KvmVcpu {
     has_debugregs: bool,
     runs: u64,
     cpuid_deviations: Vec<cpuid::CpuidDeviation>,
+    /// The instruction tracer (single-steps the guest while set).
+    trace: Option<TraceFn>,
+    /// The tracer has not seen the next instruction yet.
+    trace_due: bool,
+    /// The last instruction traced is a HLT.
+    traced_hlt: bool,
+    /// Single-stepping was asked for with `set_single_step`.
+    single_step: bool,
+}
+
+impl std::fmt::Debug for KvmVcpu {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KvmVcpu")
+            .field("halted", &self.halted)
+            .field("pending_irq", &self.pending_irq)
+            .field("runs", &self.runs)
+            .field("tracing", &self.trace.is_some())
+            .finish()
+    }
 }
 
 impl Drop for KvmVcpu {
@@ -351,6 +373,11 @@ impl KvmVcpu {
 
     /// Single-step the guest: every instruction ends `run` with `VcpuExit::Debug`.
     pub fn set_single_step(&mut self, on: bool) -> Result<(), KvmError> {
+        self.single_step = on;
+        self.apply_guest_debug(on || self.trace.is_some())
+    }
+
+    fn apply_guest_debug(&mut self, on: bool) -> Result<(), KvmError> {
         let dbg = kvm_guest_debug {
             control: if on { KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_SINGLESTEP } else { 0 },
             ..Default::default()
@@ -438,6 +465,53 @@ impl KvmVcpu {
         Ok(())
     }
 
+    /// Call the tracer with the state before the next instruction and its bytes.
+    fn trace_one(&mut self) {
+        let st = match self.read_state() {
+            Ok(st) => st,
+            Err(e) => {
+                tracing::error!("kvm: trace: {e}");
+                return;
+            }
+        };
+        let bytes = self.fetch_code(&st);
+        self.traced_hlt = bytes.first() == Some(&0xf4);
+        if let Some(t) = self.trace.as_mut() {
+            t(&st, &bytes);
+        }
+    }
+
+    /// Up to 15 instruction bytes at CS:RIP, translated through the guest's page tables
+    /// (KVM_TRANSLATE); fewer if some byte is not readable.
+    fn fetch_code(&self, st: &CpuState) -> Vec<u8> {
+        let linear = if st.in_64bit_mode() {
+            st.rip
+        } else {
+            st.seg[cpu::state::sreg::CS].base.wrapping_add(st.rip) & 0xffff_ffff
+        };
+        let mut out = Vec::with_capacity(15);
+        let mut addr = linear;
+        while out.len() < 15 {
+            let in_page = (0x1000 - (addr & 0xfff)) as usize;
+            let n = in_page.min(15 - out.len());
+            let phys = if st.cr0 & cpu::state::cr::CR0_PG != 0 {
+                match self.vcpu.translate_gva(addr) {
+                    Ok(t) if t.valid != 0 => t.physical_address,
+                    _ => break,
+                }
+            } else {
+                addr
+            };
+            let mut buf = vec![0u8; n];
+            if !self.ram.read(phys, &mut buf) {
+                break;
+            }
+            out.extend_from_slice(&buf);
+            addr = addr.wrapping_add(n as u64);
+        }
+        out
+    }
+
     /// Let KVM finish an I/O instruction whose exit was serviced, without running the guest
     /// (KVM API doc: KVM_RUN with immediate_exit completes pending operations).
     fn complete_io(&mut self) -> Result<(), KvmError> {
@@ -463,7 +537,12 @@ impl KvmVcpu {
             return Ok(VcpuExit::Halted);
         }
         let _guard: RunGuard = self.kick.enter();
+        self.trace_due = true;
         loop {
+            if self.trace.is_some() && self.trace_due {
+                self.trace_due = false;
+                self.trace_one();
+            }
             if self.kick.kicker.take() {
                 self.complete_io()?;
                 self.kick.set_immediate_exit(0);
@@ -481,8 +560,12 @@ impl KvmVcpu {
                 Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => KvmExit::Interrupted,
                 Err(e) => return Err(KvmError::Run(e)),
             };
-            let mut ctx =
-                ExitCtx { rom: &self.rom, pending_irq: self.pending_irq.is_some(), counters: &mut self.counters };
+            let mut ctx = ExitCtx {
+                rom: &self.rom,
+                pending_irq: self.pending_irq.is_some(),
+                tracing: self.trace.is_some(),
+                counters: &mut self.counters,
+            };
             let mut action = handle_exit(kexit, io, &mut ctx)?;
             self.io_pending = io_exit;
             let run = self.vcpu.get_kvm_run();
@@ -493,13 +576,32 @@ impl KvmVcpu {
                 // never reports the window, like kvm_pvm, gets here through HLT, I/O or the
                 // watcher's poll). A HLT it interrupts is over.
                 action = match action {
-                    ExitAction::Return(VcpuExit::Halted) | ExitAction::CheckKick | ExitAction::Continue => {
+                    ExitAction::Return(VcpuExit::Halted)
+                    | ExitAction::CheckKick
+                    | ExitAction::Continue
+                    | ExitAction::TraceStep => {
                         ExitAction::InjectPending
                     }
                     other => other,
                 };
             }
             match action {
+                ExitAction::TraceStep => {
+                    self.trace_due = true;
+                    if self.traced_hlt {
+                        // Single-stepping a HLT: some KVMs (kvm_pvm) report the step's debug
+                        // exit instead of the HLT exit; the processor is halted all the same.
+                        self.traced_hlt = false;
+                        self.halted = true;
+                        return Ok(VcpuExit::Halted);
+                    }
+                }
+                ExitAction::Continue if io_exit && self.trace.is_some() => {
+                    // The single-step trap of an I/O instruction is not reported after its
+                    // exit: finish the instruction now and trace the next one before entering.
+                    self.complete_io()?;
+                    self.trace_due = true;
+                }
                 ExitAction::Continue => {}
                 ExitAction::InjectPending => {
                     self.vcpu.get_kvm_run().request_interrupt_window = 0;
@@ -523,6 +625,7 @@ impl KvmVcpu {
                     self.kick.set_immediate_exit(0);
                 }
                 ExitAction::Return(e) => {
+                    self.traced_hlt = false;
                     if e == VcpuExit::Halted {
                         self.halted = true;
                     }
@@ -659,9 +762,19 @@ impl Vcpu for KvmVcpu {
         }
     }
 
+    /// Tracing single-steps the guest (KVM_SET_GUEST_DEBUG): one debug exit per instruction,
+    /// about 10 µs each on kvm_pvm, plus the state reads for the tracer.
     fn set_trace(&mut self, f: Option<TraceFn>) -> bool {
-        let _ = f;
-        false
+        let on = f.is_some();
+        self.trace = f;
+        match self.apply_guest_debug(on || self.single_step) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!("kvm: cannot single-step for tracing: {e}");
+                self.trace = None;
+                false
+            }
+        }
     }
 }
 
