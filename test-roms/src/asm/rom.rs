@@ -362,44 +362,26 @@ impl RomBuilder {
         let RomBuilder { name, mut pieces, ram } = self;
         let first_is_16 = matches!(pieces.first(), Some(Piece { body: Body::Code(16, _), .. }));
         assert!(first_is_16, "{name}: the first piece must be 16-bit code (the reset vector jumps to it)");
+        // The runtime and the small system tables go right after the entry piece, so that
+        // everything 16-bit code needs is within 64 KiB of the ROM base; big data last.
+        let rest = pieces.split_off(1);
         super::rt::add_runtime(&mut pieces);
+        let small = |name: &str, f: DataFn| Piece { name: name.into(), align: 16, body: Body::Data(f) };
+        pieces.push(small("rom_gdt", Box::new(|s| tables::standard_gdt(s.rom_base()))));
+        pieces.push(small(
+            "rom_gdtr",
+            Box::new(|s| tables::pseudo_descriptor(u16::from(layout::sel::GDT_END) - 1, s.addr("rom_gdt"))),
+        ));
+        pieces.push(small(
+            "ram_gdtr",
+            Box::new(|_| tables::pseudo_descriptor(u16::from(layout::sel::GDT_END) - 1, layout::GDT_ADDR)),
+        ));
+        pieces.push(small("idtr64", Box::new(|_| tables::pseudo_descriptor(256 * 16 - 1, layout::IDT_ADDR))));
+        pieces.push(small("idtr32", Box::new(|_| tables::pseudo_descriptor(256 * 8 - 1, layout::IDT_ADDR))));
+        pieces.push(small("ivt_real", Box::new(|_| tables::pseudo_descriptor(0x3ff, 0))));
+        pieces.extend(rest);
         let ram = std::sync::Arc::new(ram);
-        let r2 = ram.clone();
-        pieces.push(Piece {
-            name: "ram_init".into(),
-            align: 16,
-            body: Body::Data(Box::new(move |s| encode_records(&r2, s))),
-        });
-        pieces.push(Piece {
-            name: "rom_gdt".into(),
-            align: 16,
-            body: Body::Data(Box::new(|s| tables::standard_gdt(s.rom_base()))),
-        });
-        pieces.push(Piece {
-            name: "rom_gdtr".into(),
-            align: 16,
-            body: Body::Data(Box::new(|s| tables::pseudo_descriptor(u16::from(layout::sel::GDT_END) - 1, s.addr("rom_gdt")))),
-        });
-        pieces.push(Piece {
-            name: "ram_gdtr".into(),
-            align: 16,
-            body: Body::Data(Box::new(|_| tables::pseudo_descriptor(u16::from(layout::sel::GDT_END) - 1, layout::GDT_ADDR))),
-        });
-        pieces.push(Piece {
-            name: "idtr64".into(),
-            align: 16,
-            body: Body::Data(Box::new(|_| tables::pseudo_descriptor(256 * 16 - 1, layout::IDT_ADDR))),
-        });
-        pieces.push(Piece {
-            name: "idtr32".into(),
-            align: 16,
-            body: Body::Data(Box::new(|_| tables::pseudo_descriptor(256 * 8 - 1, layout::IDT_ADDR))),
-        });
-        pieces.push(Piece {
-            name: "ivt_real".into(),
-            align: 16,
-            body: Body::Data(Box::new(|_| tables::pseudo_descriptor(0x3ff, 0))),
-        });
+        pieces.push(small("ram_init", Box::new(move |s| encode_records(&ram, s))));
         let b = RomBuilder { name: name.clone(), pieces: Vec::new(), ram: Vec::new() };
         for size in IMAGE_SIZES {
             if let Some((code, syms)) = b.layout(&pieces, size) {

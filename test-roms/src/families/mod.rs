@@ -4,6 +4,16 @@
 //! mode for the 16-bit forms) and prints one line per check.
 
 pub mod alu;
+pub mod bit;
+pub mod cond;
+pub mod flags;
+pub mod loops;
+pub mod movx;
+pub mod muldiv;
+pub mod shift;
+pub mod stack;
+pub mod string;
+pub mod xchg;
 
 use iced_x86::code_asm::*;
 
@@ -14,7 +24,19 @@ use crate::rng::Rng;
 
 /// Every ROM of this area.
 pub fn all() -> Vec<TestRom> {
-    vec![alu::build()]
+    vec![
+        alu::build(),
+        shift::build(),
+        muldiv::build(),
+        bit::build(),
+        xchg::build(),
+        movx::build(),
+        cond::build(),
+        stack::build(),
+        loops::build(),
+        string::build(),
+        flags::build(),
+    ]
 }
 
 /// 64-bit registers in state order (RAX RBX RCX RDX RSI RDI RBP R8..R13).
@@ -53,7 +75,8 @@ pub fn mem(size: u32, off: i32) -> AsmMemoryOperand {
 
 /// Emit a two-operand instruction `$m dst, src` of `size` bits. The optional form list
 /// (after `;`) names the operand forms the mnemonic has: `rr` reg/reg, `hh` high-byte
-/// registers, `rm` reg/mem, `mr` mem/reg, `ri` reg/imm, `mi` mem/imm (default: all).
+/// registers, `rm` reg/mem, `mr` mem/reg, `ri` reg/imm, `mi` mem/imm (default: all);
+/// `wrr`, `wmr`, `wri` are the same without 8-bit operands.
 #[macro_export]
 macro_rules! op2 {
     ($a:expr, $m:ident, $size:expr, $dst:expr, $src:expr) => {
@@ -108,6 +131,30 @@ macro_rules! op2 {
         match ($size, $d, $s) {
             (8, Opnd::R(d), Opnd::I(i)) => return $a.$m(R8[d], i as i32),
             (8, Opnd::H(d), Opnd::I(i)) => return $a.$m(H8[d], i as i32),
+            (16, Opnd::R(d), Opnd::I(i)) => return $a.$m(R16[d], i as i32),
+            (32, Opnd::R(d), Opnd::I(i)) => return $a.$m(R32[d], i as i32),
+            (64, Opnd::R(d), Opnd::I(i)) => return $a.$m(R64[d], i as i32),
+            _ => {}
+        }
+    };
+    (@wrr $a:ident, $m:ident, $size:ident, $d:ident, $s:ident) => {
+        match ($size, $d, $s) {
+            (16, Opnd::R(d), Opnd::R(s)) => return $a.$m(R16[d], R16[s]),
+            (32, Opnd::R(d), Opnd::R(s)) => return $a.$m(R32[d], R32[s]),
+            (64, Opnd::R(d), Opnd::R(s)) => return $a.$m(R64[d], R64[s]),
+            _ => {}
+        }
+    };
+    (@wmr $a:ident, $m:ident, $size:ident, $d:ident, $s:ident) => {
+        match ($size, $d, $s) {
+            (16, Opnd::M(o), Opnd::R(s)) => return $a.$m(mem(16, o), R16[s]),
+            (32, Opnd::M(o), Opnd::R(s)) => return $a.$m(mem(32, o), R32[s]),
+            (64, Opnd::M(o), Opnd::R(s)) => return $a.$m(mem(64, o), R64[s]),
+            _ => {}
+        }
+    };
+    (@wri $a:ident, $m:ident, $size:ident, $d:ident, $s:ident) => {
+        match ($size, $d, $s) {
             (16, Opnd::R(d), Opnd::I(i)) => return $a.$m(R16[d], i as i32),
             (32, Opnd::R(d), Opnd::I(i)) => return $a.$m(R32[d], i as i32),
             (64, Opnd::R(d), Opnd::I(i)) => return $a.$m(R64[d], i as i32),
