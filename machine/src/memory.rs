@@ -57,7 +57,7 @@ fn host_total_memory() -> Option<u64> {
     unsafe {
         let mut info: libc::sysinfo = std::mem::zeroed();
         if libc::sysinfo(&mut info) == 0 {
-            Some(u64::from(info.totalram) * u64::from(info.mem_unit))
+            Some(info.totalram * u64::from(info.mem_unit))
         } else {
             None
         }
@@ -73,11 +73,10 @@ impl GuestMemory {
         if size > MAX_MEMORY {
             return Err(MemoryError::TooLarge { size, why: format!("vx supports at most {} GiB", MAX_MEMORY >> 30) });
         }
-        if let Some(total) = host_total_memory() {
-            if size > total {
+        if let Some(total) = host_total_memory()
+            && size > total {
                 return Err(MemoryError::TooLarge { size, why: format!("the host has {} MiB", total >> 20) });
             }
-        }
         if let Some(r) = rom {
             if r.is_empty() {
                 return Err(MemoryError::EmptyRom);

@@ -245,8 +245,8 @@ impl Cx<'_> {
         if n > first {
             let second = lin + in_page as u64;
             let e2 = self.translate(second, Access::Exec, user)?;
-            for k in first..n {
-                buf[k] = self.phys_read(&e2, lin + k as u64, 1) as u8;
+            for (k, b) in buf.iter_mut().enumerate().take(n).skip(first) {
+                *b = self.phys_read(&e2, lin + k as u64, 1) as u8;
             }
         }
         Ok(n)

@@ -122,11 +122,10 @@ impl Tlb {
         user: bool,
     ) -> Result<TlbEntry, Fault> {
         let e = self.entries[slot(lin)];
-        if e.tag == (lin >> 12) + 1 && allowed(st, e.perms, access, user) {
-            if access != Access::Write || e.perms & T_DIRTY != 0 {
+        if e.tag == (lin >> 12) + 1 && allowed(st, e.perms, access, user)
+            && (access != Access::Write || e.perms & T_DIRTY != 0) {
                 return Ok(e);
             }
-        }
         self.misses += 1;
         let e = walk(st, ram, lin, access, user)?;
         self.entries[slot(lin)] = e;
@@ -154,14 +153,12 @@ fn read_pte(ram: &GuestRam, addr: u64, size: usize) -> u64 {
 }
 
 fn set_pte_bits(ram: &GuestRam, addr: u64, size: usize, old: u64, bits: u64) {
-    if old & bits != bits {
-        if let Some((p, ro)) = ram.host_range(addr, size as u64) {
-            if !ro {
+    if old & bits != bits
+        && let Some((p, ro)) = ram.host_range(addr, size as u64)
+            && !ro {
                 // SAFETY: host_range returned a writable pointer valid for `size` bytes.
                 unsafe { GuestRam::write_host(p, size, old | bits) };
             }
-        }
-    }
 }
 
 fn finish(ram: &GuestRam, lin: u64, phys_page: u64, perms: u8) -> TlbEntry {
@@ -255,7 +252,7 @@ pub fn walk(
         }
         let mut page = None;
         for &shift in levels {
-            let addr = table | ((lin >> shift) & 0x1ff) * 8;
+            let addr = table | (((lin >> shift) & 0x1ff) * 8);
             let e = read_pte(ram, addr, 8);
             if e & PTE_P == 0 {
                 return Err(fault(0));
