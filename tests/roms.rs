@@ -72,3 +72,42 @@ fn show_rom() {
         println!("--- {:?} after {:?}, {} bytes of image\n{}", out.reason, out.elapsed, rom.image.len(), out.dump);
     }
 }
+
+/// The family runners must notice a wrong result: a check whose expected RAX is off by one
+/// fails with "FAIL", the reason, and debug-exit status 1, in every guest mode.
+#[test]
+fn test_family_runner_reports_a_mismatch() {
+    use iced_x86::code_asm::*;
+    use test_roms::check::{Family, State, fl, snippet};
+    use test_roms::host::{HostCpu, Spec};
+    let host = HostCpu::new();
+    for bits in [64u32, 32, 16] {
+        let mut st = State::pattern();
+        st.regs[0] = 5;
+        st.regs[1] = 7;
+        let guest = snippet(bits, |a| a.add(eax, ebx));
+        let hostcode = snippet(64, |a| a.add(eax, ebx));
+        let good = host.check(Spec { name: None, bits, guest: guest.clone(), host: hostcode.clone(), input: st, flags_mask: fl::ALL, ignore: 0 });
+        assert_eq!(good.expected.regs[0] & 0xffff_ffff, 12);
+        let mut bad = good.clone();
+        bad.expected.regs[0] ^= 1;
+        let mut bad_flags = good.clone();
+        bad_flags.expected.rflags ^= u64::from(fl::CF);
+        let fam = Family {
+            rom: format!("meta/{bits}"),
+            title: "meta".into(),
+            bits,
+            checks: vec![good, bad, bad_flags],
+        };
+        let rom = fam.build();
+        let out = common::run_image(&rom.image, TIMEOUT);
+        let text = out.serial.replace("\r\n", "\n");
+        assert_eq!(out.reason, StopReason::DebugExit(1), "{bits}-bit:\n{text}");
+        assert!(text.contains("ok 1 add eax, ebx\n"), "{bits}-bit:\n{text}");
+        assert!(text.contains("FAIL 2 add eax, ebx\n"), "{bits}-bit:\n{text}");
+        assert!(text.contains("expected 0xd"), "{bits}-bit:\n{text}");
+        assert!(text.contains("FAIL 3 add eax, ebx\n"), "{bits}-bit:\n{text}");
+        assert!(text.contains("flags = 0x4 expected 0x5 (bits compared: 0xcd5)"), "{bits}-bit:\n{text}");
+        assert!(text.ends_with("checks failed: 2\n"), "{bits}-bit:\n{text}");
+    }
+}

@@ -5,6 +5,8 @@
 
 pub mod alu;
 pub mod bit;
+pub mod code16;
+pub mod code32;
 pub mod cond;
 pub mod flags;
 pub mod loops;
@@ -36,6 +38,8 @@ pub fn all() -> Vec<TestRom> {
         loops::build(),
         string::build(),
         flags::build(),
+        code32::build(),
+        code16::build(),
     ]
 }
 
@@ -76,23 +80,29 @@ pub fn mem(size: u32, off: i32) -> AsmMemoryOperand {
 /// Emit a two-operand instruction `$m dst, src` of `size` bits. The optional form list
 /// (after `;`) names the operand forms the mnemonic has: `rr` reg/reg, `hh` high-byte
 /// registers, `rm` reg/mem, `mr` mem/reg, `ri` reg/imm, `mi` mem/imm (default: all);
-/// `wrr`, `wmr`, `wri` are the same without 8-bit operands.
+/// `wrr`, `wmr`, `wri` are the same without 8-bit operands. With `mem = f;` first, memory
+/// operands come from `f(size, offset)` instead of `[R15 + offset]`.
 #[macro_export]
 macro_rules! op2 {
     ($a:expr, $m:ident, $size:expr, $dst:expr, $src:expr) => {
         $crate::op2!($a, $m, $size, $dst, $src; rr hh rm mr ri mi)
     };
-    ($a:expr, $m:ident, $size:expr, $dst:expr, $src:expr; $($form:ident)*) => {{
+    ($a:expr, $m:ident, $size:expr, $dst:expr, $src:expr; $($form:ident)*) => {
+        $crate::op2!(mem = $crate::families::mem; $a, $m, $size, $dst, $src; $($form)*)
+    };
+    (mem = $memfn:expr; $a:expr, $m:ident, $size:expr, $dst:expr, $src:expr; $($form:ident)*) => {{
         #[allow(unused_imports)]
-        use $crate::families::{H8, Opnd, R8, R16, R32, R64, mem};
+        use $crate::families::{H8, Opnd, R8, R16, R32, R64};
+        #[allow(unused_variables)]
+        let mem = $memfn;
         let (size, dst, src): (u32, Opnd, Opnd) = ($size, $dst, $src);
         let a = &mut *$a;
         (|| -> $crate::asm::R {
-            $( $crate::op2!(@$form a, $m, size, dst, src); )*
+            $( $crate::op2!(@$form a, mem, $m, size, dst, src); )*
             panic!("op2 {}: no form {size} {dst:?} {src:?}", stringify!($m))
         })()
     }};
-    (@rr $a:ident, $m:ident, $size:ident, $d:ident, $s:ident) => {
+    (@rr $a:ident, $mem:ident, $m:ident, $size:ident, $d:ident, $s:ident) => {
         match ($size, $d, $s) {
             (8, Opnd::R(d), Opnd::R(s)) => return $a.$m(R8[d], R8[s]),
             (16, Opnd::R(d), Opnd::R(s)) => return $a.$m(R16[d], R16[s]),
@@ -101,7 +111,7 @@ macro_rules! op2 {
             _ => {}
         }
     };
-    (@hh $a:ident, $m:ident, $size:ident, $d:ident, $s:ident) => {
+    (@hh $a:ident, $mem:ident, $m:ident, $size:ident, $d:ident, $s:ident) => {
         match ($size, $d, $s) {
             (8, Opnd::H(d), Opnd::H(s)) => return $a.$m(H8[d], H8[s]),
             (8, Opnd::H(d), Opnd::R(s)) => return $a.$m(H8[d], R8[s]),
@@ -109,25 +119,25 @@ macro_rules! op2 {
             _ => {}
         }
     };
-    (@rm $a:ident, $m:ident, $size:ident, $d:ident, $s:ident) => {
+    (@rm $a:ident, $mem:ident, $m:ident, $size:ident, $d:ident, $s:ident) => {
         match ($size, $d, $s) {
-            (8, Opnd::R(d), Opnd::M(o)) => return $a.$m(R8[d], mem(8, o)),
-            (16, Opnd::R(d), Opnd::M(o)) => return $a.$m(R16[d], mem(16, o)),
-            (32, Opnd::R(d), Opnd::M(o)) => return $a.$m(R32[d], mem(32, o)),
-            (64, Opnd::R(d), Opnd::M(o)) => return $a.$m(R64[d], mem(64, o)),
+            (8, Opnd::R(d), Opnd::M(o)) => return $a.$m(R8[d], $mem(8, o)),
+            (16, Opnd::R(d), Opnd::M(o)) => return $a.$m(R16[d], $mem(16, o)),
+            (32, Opnd::R(d), Opnd::M(o)) => return $a.$m(R32[d], $mem(32, o)),
+            (64, Opnd::R(d), Opnd::M(o)) => return $a.$m(R64[d], $mem(64, o)),
             _ => {}
         }
     };
-    (@mr $a:ident, $m:ident, $size:ident, $d:ident, $s:ident) => {
+    (@mr $a:ident, $mem:ident, $m:ident, $size:ident, $d:ident, $s:ident) => {
         match ($size, $d, $s) {
-            (8, Opnd::M(o), Opnd::R(s)) => return $a.$m(mem(8, o), R8[s]),
-            (16, Opnd::M(o), Opnd::R(s)) => return $a.$m(mem(16, o), R16[s]),
-            (32, Opnd::M(o), Opnd::R(s)) => return $a.$m(mem(32, o), R32[s]),
-            (64, Opnd::M(o), Opnd::R(s)) => return $a.$m(mem(64, o), R64[s]),
+            (8, Opnd::M(o), Opnd::R(s)) => return $a.$m($mem(8, o), R8[s]),
+            (16, Opnd::M(o), Opnd::R(s)) => return $a.$m($mem(16, o), R16[s]),
+            (32, Opnd::M(o), Opnd::R(s)) => return $a.$m($mem(32, o), R32[s]),
+            (64, Opnd::M(o), Opnd::R(s)) => return $a.$m($mem(64, o), R64[s]),
             _ => {}
         }
     };
-    (@ri $a:ident, $m:ident, $size:ident, $d:ident, $s:ident) => {
+    (@ri $a:ident, $mem:ident, $m:ident, $size:ident, $d:ident, $s:ident) => {
         match ($size, $d, $s) {
             (8, Opnd::R(d), Opnd::I(i)) => return $a.$m(R8[d], i as i32),
             (8, Opnd::H(d), Opnd::I(i)) => return $a.$m(H8[d], i as i32),
@@ -137,7 +147,7 @@ macro_rules! op2 {
             _ => {}
         }
     };
-    (@wrr $a:ident, $m:ident, $size:ident, $d:ident, $s:ident) => {
+    (@wrr $a:ident, $mem:ident, $m:ident, $size:ident, $d:ident, $s:ident) => {
         match ($size, $d, $s) {
             (16, Opnd::R(d), Opnd::R(s)) => return $a.$m(R16[d], R16[s]),
             (32, Opnd::R(d), Opnd::R(s)) => return $a.$m(R32[d], R32[s]),
@@ -145,15 +155,15 @@ macro_rules! op2 {
             _ => {}
         }
     };
-    (@wmr $a:ident, $m:ident, $size:ident, $d:ident, $s:ident) => {
+    (@wmr $a:ident, $mem:ident, $m:ident, $size:ident, $d:ident, $s:ident) => {
         match ($size, $d, $s) {
-            (16, Opnd::M(o), Opnd::R(s)) => return $a.$m(mem(16, o), R16[s]),
-            (32, Opnd::M(o), Opnd::R(s)) => return $a.$m(mem(32, o), R32[s]),
-            (64, Opnd::M(o), Opnd::R(s)) => return $a.$m(mem(64, o), R64[s]),
+            (16, Opnd::M(o), Opnd::R(s)) => return $a.$m($mem(16, o), R16[s]),
+            (32, Opnd::M(o), Opnd::R(s)) => return $a.$m($mem(32, o), R32[s]),
+            (64, Opnd::M(o), Opnd::R(s)) => return $a.$m($mem(64, o), R64[s]),
             _ => {}
         }
     };
-    (@wri $a:ident, $m:ident, $size:ident, $d:ident, $s:ident) => {
+    (@wri $a:ident, $mem:ident, $m:ident, $size:ident, $d:ident, $s:ident) => {
         match ($size, $d, $s) {
             (16, Opnd::R(d), Opnd::I(i)) => return $a.$m(R16[d], i as i32),
             (32, Opnd::R(d), Opnd::I(i)) => return $a.$m(R32[d], i as i32),
@@ -161,9 +171,9 @@ macro_rules! op2 {
             _ => {}
         }
     };
-    (@mi $a:ident, $m:ident, $size:ident, $d:ident, $s:ident) => {
+    (@mi $a:ident, $mem:ident, $m:ident, $size:ident, $d:ident, $s:ident) => {
         match ($size, $d, $s) {
-            (s, Opnd::M(o), Opnd::I(i)) => return $a.$m(mem(s, o), i as i32),
+            (s, Opnd::M(o), Opnd::I(i)) => return $a.$m($mem(s, o), i as i32),
             _ => {}
         }
     };
@@ -225,6 +235,21 @@ impl Gen {
         let code = snippet(64, f);
         let c = self.host.check(Spec::same(code, input, flags_mask));
         self.checks.push(c);
+    }
+
+    /// Add a check whose guest runs `guest` as `bits`-bit code and whose host runs `host`,
+    /// the equivalent 64-bit code (the same instruction, with the memory operand at R15).
+    pub fn add_mode(
+        &mut self,
+        bits: u32,
+        input: State,
+        flags_mask: u32,
+        guest: impl FnOnce(&mut CodeAssembler) -> crate::asm::R,
+        host: impl FnOnce(&mut CodeAssembler) -> crate::asm::R,
+    ) {
+        let guest = snippet(bits, guest);
+        let host = snippet(64, host);
+        self.add(Spec { name: None, bits, guest, host, input, flags_mask, ignore: 0 });
     }
 
     /// Add a check from a full spec.
