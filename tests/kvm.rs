@@ -761,6 +761,7 @@ fn test_kvm_runs_the_test_roms() {
     let mut roms = vec![test_roms::demo_rom()];
     roms.extend(test_roms::all());
     let mut failures = Vec::new();
+    let mut limited = Vec::new();
     for rom in &roms {
         let serial = Serial::default();
         let board = machine::Board::new(machine::BoardConfig {
@@ -792,10 +793,16 @@ fn test_kvm_runs_the_test_roms() {
         let ok = out == rom.expected_serial()
             && matches!(reason, Ok(machine::StopReason::DebugExit(0)) | Ok(machine::StopReason::PowerOff));
         println!("{:<28} {:?} in {:?}: {}", rom.name, reason, start.elapsed(), if ok { "ok" } else { "FAILED" });
-        if !ok && software_kvm.is_some() && matches!(reason, Ok(machine::StopReason::Timeout)) {
-            // Not a wrong result: a mode this host's KVM does not promise to run stopped
-            // making progress, and the watchdog ended it (which is what must not hang).
-            println!("HOST LIMITATION: {} made no progress on this software-only KVM", rom.name);
+        let host_limit = match &reason {
+            Ok(machine::StopReason::Timeout) => Some("made no progress (ended by the watchdog)".to_string()),
+            Err(e) if e.to_string().contains("could not emulate") => Some(e.to_string()),
+            _ => None,
+        };
+        if let (false, Some(_), Some(what)) = (ok, &software_kvm, host_limit) {
+            // Not a wrong result: this software-only KVM cannot run what the ROM does, and
+            // said so (an emulation failure) or was stopped (a hang) instead of hanging.
+            println!("HOST LIMITATION: {} on this software-only KVM: {what}", rom.name);
+            limited.push(rom.name.clone());
             continue;
         }
         if !ok {
@@ -807,6 +814,13 @@ fn test_kvm_runs_the_test_roms() {
             ));
         }
     }
+    println!(
+        "test ROMs on KVM: {} passed, {} hit host limitations {limited:?}, {} failed",
+        roms.len() - limited.len() - failures.len(),
+        limited.len(),
+        failures.len()
+    );
+    assert!(limited.len() < roms.len(), "no test ROM ran to completion on KVM");
     assert!(failures.is_empty(), "test ROMs failing on KVM:\n{}", failures.join("\n"));
 }
 

@@ -97,6 +97,20 @@ fn internal_reason(suberror: u32) -> &'static str {
     }
 }
 
+/// The instruction bytes of a KVM_INTERNAL_ERROR_EMULATION exit, when KVM supplied them
+/// (struct emulation_failure: data[0] flags, then insn_size and up to 15 bytes from data[1]).
+pub(crate) fn emulation_failure_bytes(suberror: u32, data: &[u64]) -> Option<Vec<u8>> {
+    if suberror != kvm_bindings::KVM_INTERNAL_ERROR_EMULATION
+        || data.len() < 2
+        || data[0] & u64::from(kvm_bindings::KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES) == 0
+    {
+        return None;
+    }
+    let raw: Vec<u8> = data[1..data.len().min(3)].iter().flat_map(|w| w.to_le_bytes()).collect();
+    let size = usize::from(raw[0]).min(raw.len() - 1);
+    Some(raw[1..1 + size].to_vec())
+}
+
 /// Handle one exit: service I/O through `io`, decide what the loop does next.
 pub(crate) fn handle_exit(exit: KvmExit<'_>, io: &dyn VmIo, ctx: &mut ExitCtx<'_>) -> Result<ExitAction, KvmError> {
     Ok(match exit {
@@ -161,7 +175,8 @@ pub(crate) fn handle_exit(exit: KvmExit<'_>, io: &dyn VmIo, ctx: &mut ExitCtx<'_
             return Err(KvmError::FailEntry { reason, cpu });
         }
         KvmExit::InternalError { suberror, data } => {
-            return Err(KvmError::Internal { suberror, what: internal_reason(suberror), data });
+            let insn = emulation_failure_bytes(suberror, &data);
+            return Err(KvmError::Internal { suberror, what: internal_reason(suberror), data, insn });
         }
         KvmExit::Unknown { hardware_reason } => {
             return Err(KvmError::UnexpectedExit(format!("KVM_EXIT_UNKNOWN, hardware exit reason {hardware_reason:#x}")));
@@ -282,6 +297,10 @@ mod tests {
         assert!(e.to_string().contains("0x21"), "{e}");
         let e = run(KvmExit::InternalError { suberror: 1, data: vec![7] }, false).0.expect_err("fails");
         assert!(e.to_string().contains("emulate"), "{e}");
+        // cmpxchg16b [r15] as kvm_pvm reports it: flags 1, then size 15 and the bytes.
+        let data = vec![1, 0x007a_c30f_c70f_490f, 0x0cd5_0000_0009_400f];
+        let e = run(KvmExit::InternalError { suberror: 1, data }, false).0.expect_err("fails");
+        assert!(e.to_string().contains("49 0f c7 0f c3"), "{e}");
         let e = run(KvmExit::Unknown { hardware_reason: 0x7b }, false).0.expect_err("fails");
         assert!(e.to_string().contains("0x7b"), "{e}");
         let e = run(KvmExit::Unexpected { name: "KVM_EXIT_HYPERCALL".into() }, false).0.expect_err("fails");

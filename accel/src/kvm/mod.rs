@@ -5,6 +5,22 @@
 //! Module map: `probe` (what the host offers, the `auto` policy), `cpuid` (vx's profile ∩ the
 //! host's), `state` (CpuState <-> KVM structures), `exit` (exit handling, pure), `kick`
 //! (interrupting KVM_RUN). This file holds the ioctls.
+//!
+//! Honest limitations:
+//! - HLT: without an in-kernel irqchip KVM returns to userspace at HLT; the engine keeps the
+//!   halted state itself (`CpuState::halted`) and clears it when an interrupt is injected.
+//! - Interrupts: `inject_interrupt` uses KVM_INTERRUPT when the guest can take one; otherwise
+//!   the vector is held and injected at the interrupt-window exit. kvm_pvm never reports that
+//!   exit, so there the vector goes in at the first exit where the guest is ready (the kick
+//!   watcher forces one every `kick::WATCH_PERIOD`). `CpuState` has no pending-event field: a
+//!   vector injected but not yet delivered is not part of `get_state`.
+//! - CPUID: the guest sees vx's profile ∩ KVM_GET_SUPPORTED_CPUID. Some KVMs rewrite entries in
+//!   KVM_SET_CPUID2 (kvm_pvm puts the host's leaf 1 ECX/EDX back and adds leaf 0xD); the
+//!   vCPU reports this in `cpuid_deviations` and logs it once.
+//! - TSC: `MsrState::tsc_offset` is relative to the host TSC here and to the interpreter's
+//!   nanosecond clock there, so the guest TSC jumps when a VM moves between engines.
+//! - Instruction counts are not available on KVM (`--stats` shows exits instead); `--trace`
+//!   single-steps the guest (one exit per instruction).
 
 pub mod cpuid;
 pub mod exit;
@@ -121,7 +137,7 @@ pub enum KvmError {
         cpu: u32,
     },
     /// KVM_EXIT_INTERNAL_ERROR.
-    #[error("KVM internal error (suberror {suberror}: {what}; data {data:x?})")]
+    #[error("KVM internal error (suberror {suberror}: {what}{}; data {data:x?})", insn_text(insn))]
     Internal {
         /// The suberror.
         suberror: u32,
@@ -129,10 +145,19 @@ pub enum KvmError {
         what: &'static str,
         /// Extra data KVM reported.
         data: Vec<u64>,
+        /// The instruction KVM failed to emulate, if it said.
+        insn: Option<Vec<u8>>,
     },
     /// An exit vx does not handle.
     #[error("unexpected KVM exit: {0}")]
     UnexpectedExit(String),
+}
+
+fn insn_text(insn: &Option<Vec<u8>>) -> String {
+    match insn {
+        Some(b) => format!(", instruction bytes {}", b.iter().map(|x| format!("{x:02x}")).collect::<Vec<_>>().join(" ")),
+        None => String::new(),
+    }
 }
 
 fn fail_entry_reason(reason: u64) -> &'static str {
@@ -288,6 +313,7 @@ impl KvmBackend {
             trace_due: false,
             traced_hlt: false,
             single_step: false,
+            software_only: !probe::HostProbe::detect().hardware_backed(),
         };
         v.apply_state(&CpuState::reset())?;
         Ok(v)
@@ -331,6 +357,8 @@ pub struct KvmVcpu {
     traced_hlt: bool,
     /// Single-stepping was asked for with `set_single_step`.
     single_step: bool,
+    /// The host's KVM is not hardware-backed (for error messages).
+    software_only: bool,
 }
 
 impl std::fmt::Debug for KvmVcpu {
@@ -689,13 +717,23 @@ fn describe_exit<'a>(
     }
 }
 
-fn engine_error(e: KvmError) -> VcpuError {
-    VcpuError::Engine { engine: "kvm", message: e.to_string() }
-}
-
 impl Vcpu for KvmVcpu {
     fn run(&mut self, io: &dyn VmIo) -> Result<VcpuExit, VcpuError> {
-        self.run_loop(io).map_err(engine_error)
+        self.run_loop(io).map_err(|e| {
+            let mut message = e.to_string();
+            if matches!(e, KvmError::Internal { .. }) {
+                let rip = self.vcpu.get_regs().map(|r| r.rip).unwrap_or(0);
+                message.push_str(&format!(" at rip {rip:#x}"));
+                if self.software_only {
+                    message.push_str(
+                        "; this host's KVM is software-only: it passes code outside 64-bit mode, and accesses \
+                         to write-protected pages (e.g. pages holding page tables), through KVM's instruction \
+                         emulator, which lacks some instructions; use --accel interp",
+                    );
+                }
+            }
+            VcpuError::Engine { engine: "kvm", message }
+        })
     }
 
     fn get_state(&self) -> CpuState {

@@ -273,8 +273,9 @@ impl HostProbe {
             _ => format!("/dev/kvm is not hardware-backed ({})", self.describe_hardware()),
         };
         Some(format!(
-            "{what}: it runs only guests that start in 64-bit long mode, and this guest starts in {} \
-             (a real-mode guest hangs at its first far jump there); use --accel interp, or set {}=1 to try anyway",
+            "{what}: it is only known to run guests that start in 64-bit long mode, and this guest starts in {} \
+             (real-mode code has hung at its first far jump on such hosts); use --accel interp, or set {}=1 \
+             to try anyway (with --timeout)",
             mode.describe(),
             super::FORCE_ENV
         ))
