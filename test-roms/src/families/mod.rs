@@ -15,6 +15,7 @@ pub mod muldiv;
 pub mod shift;
 pub mod stack;
 pub mod string;
+pub mod system;
 pub mod xchg;
 
 use iced_x86::code_asm::*;
@@ -40,6 +41,7 @@ pub fn all() -> Vec<TestRom> {
         flags::build(),
         code32::build(),
         code16::build(),
+        system::build(),
     ]
 }
 
