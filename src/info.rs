@@ -11,10 +11,18 @@ pub fn report(probe: &HostProbe) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "vx {}", env!("CARGO_PKG_VERSION"));
     let yes = if probe.hardware_backed() { "yes" } else { "no" };
-    let _ = writeln!(o, "hardware virtualization: {yes} ({})", probe.describe_hardware());
+    let _ = writeln!(
+        o,
+        "hardware virtualization: {yes} ({})",
+        probe.describe_hardware()
+    );
     match &probe.dev {
         accel::kvm::probe::DevKvm::Open { api_version } => {
-            let _ = writeln!(o, "KVM: /dev/kvm open, API version {api_version}, module {}", probe.flavor.module());
+            let _ = writeln!(
+                o,
+                "KVM: /dev/kvm open, API version {api_version}, module {}",
+                probe.flavor.module()
+            );
         }
         accel::kvm::probe::DevKvm::Missing => {
             let _ = writeln!(o, "KVM: /dev/kvm does not exist");
@@ -30,7 +38,11 @@ pub fn report(probe: &HostProbe) -> String {
         let _ = writeln!(o, "KVM capabilities:");
         for c in &probe.caps {
             let state = if c.value > 0 { "yes" } else { "no" };
-            let value = if c.value > 1 { format!(" ({})", c.value) } else { String::new() };
+            let value = if c.value > 1 {
+                format!(" ({})", c.value)
+            } else {
+                String::new()
+            };
             let req = if c.required { "  [required by vx]" } else { "" };
             let _ = writeln!(o, "  {:<26} {state}{value}{req}", c.name);
         }
@@ -44,17 +56,35 @@ pub fn report(probe: &HostProbe) -> String {
         }
         None => {
             let modes = [EntryMode::Real, EntryMode::Protected, EntryMode::Long64];
-            let ok: Vec<&str> =
-                modes.iter().filter(|m| probe.mode_unsupported_reason(**m).is_none()).map(|m| m.describe()).collect();
-            let _ = writeln!(o, "KVM engine: usable for guests entering in {}", ok.join(", "));
+            let ok: Vec<&str> = modes
+                .iter()
+                .filter(|m| probe.mode_unsupported_reason(**m).is_none())
+                .map(|m| m.describe())
+                .collect();
+            let _ = writeln!(
+                o,
+                "KVM engine: usable for guests entering in {}",
+                ok.join(", ")
+            );
         }
     }
-    let _ = writeln!(o, "engines: interp (built), jit (not built yet), kvm (built)");
+    let _ = writeln!(
+        o,
+        "engines: interp (built), jit (not built yet), kvm (built)"
+    );
     let bios = decide_auto(probe, EntryMode::Real);
     let long = decide_auto(probe, EntryMode::Long64);
-    let _ = writeln!(o, "--accel auto, BIOS guest (real mode):     {}", bios.reason);
+    let _ = writeln!(
+        o,
+        "--accel auto, BIOS guest (real mode):     {}",
+        bios.reason
+    );
     if long != bios {
-        let _ = writeln!(o, "--accel auto, 64-bit long-mode guest:     {}", long.reason);
+        let _ = writeln!(
+            o,
+            "--accel auto, 64-bit long-mode guest:     {}",
+            long.reason
+        );
     }
     o
 }

@@ -69,16 +69,26 @@ fn create_kvm(ram: GuestRam, entry: EntryMode, probe: &HostProbe) -> Result<KvmV
         if !kvm_forced() {
             return Err(AccelError::KvmUnavailable(why));
         }
-        tracing::warn!("{FORCE_ENV}=1: running a {} guest on KVM anyway ({why})", entry.describe());
+        tracing::warn!(
+            "{FORCE_ENV}=1: running a {} guest on KVM anyway ({why})",
+            entry.describe()
+        );
     }
     Ok(KvmBackend::new()?.create_vcpu(ram)?)
 }
 
 /// A vCPU on the chosen engine for a guest that starts in `entry` mode, and a sentence saying
 /// why that engine was chosen.
-pub fn create_vcpu(kind: AccelKind, ram: GuestRam, entry: EntryMode) -> Result<(Box<dyn Vcpu>, String), AccelError> {
+pub fn create_vcpu(
+    kind: AccelKind,
+    ram: GuestRam,
+    entry: EntryMode,
+) -> Result<(Box<dyn Vcpu>, String), AccelError> {
     match kind {
-        AccelKind::Interp => Ok((Box::new(Interp::new(ram)), "interp: requested with --accel interp".into())),
+        AccelKind::Interp => Ok((
+            Box::new(Interp::new(ram)),
+            "interp: requested with --accel interp".into(),
+        )),
         AccelKind::Auto => {
             let probe = probe();
             let choice = decide_auto(&probe, entry);
@@ -88,7 +98,9 @@ pub fn create_vcpu(kind: AccelKind, ram: GuestRam, entry: EntryMode) -> Result<(
                     Err(e) => {
                         return Ok((
                             Box::new(Interp::new(ram)),
-                            format!("interp: auto fell back to the interpreter because KVM failed ({e})"),
+                            format!(
+                                "interp: auto fell back to the interpreter because KVM failed ({e})"
+                            ),
                         ));
                     }
                 }
@@ -99,7 +111,10 @@ pub fn create_vcpu(kind: AccelKind, ram: GuestRam, entry: EntryMode) -> Result<(
         AccelKind::Kvm => {
             let probe = probe();
             let v = create_kvm(ram, entry, &probe)?;
-            let why = format!("kvm: requested with --accel kvm ({})", probe.describe_hardware());
+            let why = format!(
+                "kvm: requested with --accel kvm ({})",
+                probe.describe_hardware()
+            );
             Ok((Box::new(v), why))
         }
     }

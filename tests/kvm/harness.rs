@@ -145,19 +145,46 @@ pub fn long_mode_state() -> CpuState {
         selector: 0x08,
         base: 0,
         limit: 0xffff_ffff,
-        attr: seg_attr::P | seg_attr::S | seg_attr::CODE | seg_attr::RW | seg_attr::ACCESSED | seg_attr::L | seg_attr::G,
+        attr: seg_attr::P
+            | seg_attr::S
+            | seg_attr::CODE
+            | seg_attr::RW
+            | seg_attr::ACCESSED
+            | seg_attr::L
+            | seg_attr::G,
     };
     let data = Segment {
         selector: 0x10,
         base: 0,
         limit: 0xffff_ffff,
-        attr: seg_attr::P | seg_attr::S | seg_attr::RW | seg_attr::ACCESSED | seg_attr::DB | seg_attr::G,
+        attr: seg_attr::P
+            | seg_attr::S
+            | seg_attr::RW
+            | seg_attr::ACCESSED
+            | seg_attr::DB
+            | seg_attr::G,
     };
     st.seg = [data, code, data, data, data, data];
-    st.tr = Segment { selector: 0x18, base: TSS, limit: 0x67, attr: seg_attr::P | 11 };
-    st.ldtr = Segment { selector: 0, base: 0, limit: 0, attr: seg_attr::UNUSABLE };
-    st.gdtr = DescTable { base: GDT, limit: 0x27 };
-    st.idtr = DescTable { base: IDT, limit: 0xfff };
+    st.tr = Segment {
+        selector: 0x18,
+        base: TSS,
+        limit: 0x67,
+        attr: seg_attr::P | 11,
+    };
+    st.ldtr = Segment {
+        selector: 0,
+        base: 0,
+        limit: 0,
+        attr: seg_attr::UNUSABLE,
+    };
+    st.gdtr = DescTable {
+        base: GDT,
+        limit: 0x27,
+    };
+    st.idtr = DescTable {
+        base: IDT,
+        limit: 0xfff,
+    };
     st.cr0 = 0x8001_0033; // PG WP NE ET MP PE
     st.cr3 = PML4;
     st.cr4 = 0x620; // OSXMMEXCPT OSFXSR PAE
@@ -210,7 +237,12 @@ pub fn run_interp(code: &[u8], init: &CpuState) -> Outcome {
             break;
         }
     }
-    Outcome { state: cpu.get_state(), low_mem: low_mem(mem.ram()), trace: io.take(), exit }
+    Outcome {
+        state: cpu.get_state(),
+        low_mem: low_mem(mem.ram()),
+        trace: io.take(),
+        exit,
+    }
 }
 
 /// Why KVM cannot run a long-mode snippet here, if it cannot.
@@ -227,7 +259,9 @@ pub fn run_kvm(code: &[u8], init: &CpuState) -> Result<Outcome, String> {
     let mem = build_memory(code);
     let io = Recorder::default();
     let backend = accel::KvmBackend::new().map_err(|e| e.to_string())?;
-    let mut cpu = backend.create_vcpu(mem.ram().clone()).map_err(|e| e.to_string())?;
+    let mut cpu = backend
+        .create_vcpu(mem.ram().clone())
+        .map_err(|e| e.to_string())?;
     cpu.set_state(init);
     let kick = cpu.kick_handle();
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -246,17 +280,27 @@ pub fn run_kvm(code: &[u8], init: &CpuState) -> Result<Outcome, String> {
     let _ = watchdog.join();
     let exit = exit?;
     if exit == VcpuExit::Kicked {
-        return Err(format!("the snippet did not halt on KVM within 5 s (rip {:#x})", cpu.get_state().rip));
+        return Err(format!(
+            "the snippet did not halt on KVM within 5 s (rip {:#x})",
+            cpu.get_state().rip
+        ));
     }
-    Ok(Outcome { state: cpu.get_state(), low_mem: low_mem(mem.ram()), trace: io.take(), exit })
+    Ok(Outcome {
+        state: cpu.get_state(),
+        low_mem: low_mem(mem.ram()),
+        trace: io.take(),
+        exit,
+    })
 }
 
 fn seg_name(i: usize) -> &'static str {
     ["es", "cs", "ss", "ds", "fs", "gs"][i]
 }
 
-const GPR_NAMES: [&str; 16] =
-    ["rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15"];
+const GPR_NAMES: [&str; 16] = [
+    "rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi", "r8", "r9", "r10", "r11", "r12", "r13",
+    "r14", "r15",
+];
 
 /// A readable list of differences (empty: the outcomes agree). `flags_mask` selects the
 /// RFLAGS bits compared.
@@ -268,18 +312,30 @@ pub fn diff(a_name: &str, a: &Outcome, b_name: &str, b: &Outcome, flags_mask: u6
         }
     };
     let (s, t) = (&a.state, &b.state);
-    for i in 0..16 {
-        field(GPR_NAMES[i], s.gpr[i], t.gpr[i]);
+    for (i, name) in GPR_NAMES.iter().enumerate() {
+        field(name, s.gpr[i], t.gpr[i]);
     }
     field("rip", s.rip, t.rip);
     field("rflags", s.rflags & flags_mask, t.rflags & flags_mask);
     for i in 0..6 {
         let (x, y) = (&s.seg[i], &t.seg[i]);
-        field(&format!("{}.sel", seg_name(i)), u64::from(x.selector), u64::from(y.selector));
+        field(
+            &format!("{}.sel", seg_name(i)),
+            u64::from(x.selector),
+            u64::from(y.selector),
+        );
         field(&format!("{}.base", seg_name(i)), x.base, y.base);
         if x.attr & seg_attr::UNUSABLE == 0 || y.attr & seg_attr::UNUSABLE == 0 {
-            field(&format!("{}.limit", seg_name(i)), u64::from(x.limit), u64::from(y.limit));
-            field(&format!("{}.attr", seg_name(i)), u64::from(x.attr), u64::from(y.attr));
+            field(
+                &format!("{}.limit", seg_name(i)),
+                u64::from(x.limit),
+                u64::from(y.limit),
+            );
+            field(
+                &format!("{}.attr", seg_name(i)),
+                u64::from(x.attr),
+                u64::from(y.attr),
+            );
         }
     }
     field("cr0", s.cr0, t.cr0);
@@ -291,7 +347,11 @@ pub fn diff(a_name: &str, a: &Outcome, b_name: &str, b: &Outcome, flags_mask: u6
     field("idtr.base", s.idtr.base, t.idtr.base);
     field("halted", u64::from(s.halted), u64::from(t.halted));
     if a.exit != b.exit {
-        let _ = writeln!(out, "  exit       {a_name}={:?}  {b_name}={:?}", a.exit, b.exit);
+        let _ = writeln!(
+            out,
+            "  exit       {a_name}={:?}  {b_name}={:?}",
+            a.exit, b.exit
+        );
     }
     // Memory, with the page tables' accessed/dirty bits masked (hardware and software
     // engines may set them differently).
@@ -316,8 +376,16 @@ pub fn diff(a_name: &str, a: &Outcome, b_name: &str, b: &Outcome, flags_mask: u6
         let _ = writeln!(out, "  I/O traces differ:");
         let n = a.trace.len().max(b.trace.len());
         for i in 0..n {
-            let x = a.trace.get(i).map(|v| format!("{v:02x?}")).unwrap_or_else(|| "-".into());
-            let y = b.trace.get(i).map(|v| format!("{v:02x?}")).unwrap_or_else(|| "-".into());
+            let x = a
+                .trace
+                .get(i)
+                .map(|v| format!("{v:02x?}"))
+                .unwrap_or_else(|| "-".into());
+            let y = b
+                .trace
+                .get(i)
+                .map(|v| format!("{v:02x?}"))
+                .unwrap_or_else(|| "-".into());
             let mark = if x == y { " " } else { "!" };
             let _ = writeln!(out, "   {mark} {i:3}: {a_name}: {x:<40} {b_name}: {y}");
         }

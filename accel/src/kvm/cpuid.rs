@@ -9,7 +9,9 @@ use super::KvmError;
 
 /// KVM_GET_SUPPORTED_CPUID.
 pub(crate) fn supported_cpuid(kvm: &Kvm) -> Result<Vec<kvm_cpuid_entry2>, KvmError> {
-    let c = kvm.get_supported_cpuid(KVM_MAX_CPUID_ENTRIES).map_err(KvmError::SupportedCpuid)?;
+    let c = kvm
+        .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
+        .map_err(KvmError::SupportedCpuid)?;
     Ok(c.as_slice().to_vec())
 }
 
@@ -34,7 +36,9 @@ fn feature_regs(leaf: u32) -> &'static [usize] {
 }
 
 fn find(entries: &[kvm_cpuid_entry2], leaf: u32, index: u32) -> Option<&kvm_cpuid_entry2> {
-    entries.iter().find(|e| e.function == leaf && e.index == index)
+    entries
+        .iter()
+        .find(|e| e.function == leaf && e.index == index)
 }
 
 /// The guest's CPUID table: every leaf of vx's profile, feature bits ANDed with `supported`
@@ -48,10 +52,16 @@ pub fn guest_cpuid(supported: &[kvm_cpuid_entry2]) -> (Vec<kvm_cpuid_entry2>, Ve
     for leaf in leaves {
         let mut r = cpu::cpuid::cpuid(leaf, 0);
         for &reg in feature_regs(leaf) {
-            let host = find(supported, leaf, 0).map(|e| [e.eax, e.ebx, e.ecx, e.edx][reg]).unwrap_or(0);
+            let host = find(supported, leaf, 0)
+                .map(|e| [e.eax, e.ebx, e.ecx, e.edx][reg])
+                .unwrap_or(0);
             let missing = r[reg] & !host;
             if missing != 0 {
-                dropped.push(DroppedBits { leaf, reg, mask: missing });
+                dropped.push(DroppedBits {
+                    leaf,
+                    reg,
+                    mask: missing,
+                });
             }
             r[reg] &= host;
         }
@@ -109,14 +119,25 @@ impl std::fmt::Display for CpuidDeviation {
 }
 
 /// Compare the table vx set with what KVM_GET_CPUID2 read back.
-pub(crate) fn deviations(set: &[kvm_cpuid_entry2], readback: &[kvm_cpuid_entry2]) -> Vec<CpuidDeviation> {
+pub(crate) fn deviations(
+    set: &[kvm_cpuid_entry2],
+    readback: &[kvm_cpuid_entry2],
+) -> Vec<CpuidDeviation> {
     let mut out = Vec::new();
     for e in readback {
-        let wanted = find(set, e.function, e.index).map(|w| [w.eax, w.ebx, w.ecx, w.edx]).unwrap_or([0; 4]);
+        let wanted = find(set, e.function, e.index)
+            .map(|w| [w.eax, w.ebx, w.ecx, w.edx])
+            .unwrap_or([0; 4]);
         let got = [e.eax, e.ebx, e.ecx, e.edx];
         for reg in 0..4 {
             if wanted[reg] != got[reg] {
-                out.push(CpuidDeviation { leaf: e.function, index: e.index, reg, wanted: wanted[reg], got: got[reg] });
+                out.push(CpuidDeviation {
+                    leaf: e.function,
+                    index: e.index,
+                    reg,
+                    wanted: wanted[reg],
+                    got: got[reg],
+                });
             }
         }
     }
@@ -133,7 +154,12 @@ mod tests {
     use super::*;
 
     fn entry(function: u32, ecx: u32, edx: u32) -> kvm_cpuid_entry2 {
-        kvm_cpuid_entry2 { function, ecx, edx, ..Default::default() }
+        kvm_cpuid_entry2 {
+            function,
+            ecx,
+            edx,
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -142,7 +168,12 @@ mod tests {
         let (table, dropped) = guest_cpuid(&host);
         assert!(dropped.is_empty());
         for e in &table {
-            assert_eq!([e.eax, e.ebx, e.ecx, e.edx], cpu::cpuid::cpuid(e.function, 0), "leaf {:#x}", e.function);
+            assert_eq!(
+                [e.eax, e.ebx, e.ecx, e.edx],
+                cpu::cpuid::cpuid(e.function, 0),
+                "leaf {:#x}",
+                e.function
+            );
         }
         assert!(table.iter().any(|e| e.function == 0));
         assert!(table.iter().any(|e| e.function == 0x8000_0004));
@@ -153,21 +184,50 @@ mod tests {
         let nx = cpu::cpuid::edx_ext1::NX;
         let host = [entry(1, !0, !0), entry(0x8000_0001, !0, !nx)];
         let (table, dropped) = guest_cpuid(&host);
-        let e = table.iter().find(|e| e.function == 0x8000_0001).expect("leaf present");
+        let e = table
+            .iter()
+            .find(|e| e.function == 0x8000_0001)
+            .expect("leaf present");
         assert_eq!(e.edx & nx, 0);
-        assert_eq!(dropped, vec![DroppedBits { leaf: 0x8000_0001, reg: 3, mask: nx }]);
+        assert_eq!(
+            dropped,
+            vec![DroppedBits {
+                leaf: 0x8000_0001,
+                reg: 3,
+                mask: nx
+            }]
+        );
     }
 
     #[test]
     fn test_deviations_report_rewritten_and_added_leaves() {
         let set = [entry(1, 0x2000, 0x1)];
-        let back = [entry(1, 0x2001, 0x1), kvm_cpuid_entry2 { function: 0xd, eax: 7, ..Default::default() }];
+        let back = [
+            entry(1, 0x2001, 0x1),
+            kvm_cpuid_entry2 {
+                function: 0xd,
+                eax: 7,
+                ..Default::default()
+            },
+        ];
         let d = deviations(&set, &back);
         assert_eq!(
             d,
             vec![
-                CpuidDeviation { leaf: 1, index: 0, reg: 2, wanted: 0x2000, got: 0x2001 },
-                CpuidDeviation { leaf: 0xd, index: 0, reg: 0, wanted: 0, got: 7 },
+                CpuidDeviation {
+                    leaf: 1,
+                    index: 0,
+                    reg: 2,
+                    wanted: 0x2000,
+                    got: 0x2001
+                },
+                CpuidDeviation {
+                    leaf: 0xd,
+                    index: 0,
+                    reg: 0,
+                    wanted: 0,
+                    got: 7
+                },
             ]
         );
         assert!(d[0].to_string().contains("ecx"));

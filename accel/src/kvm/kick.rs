@@ -133,7 +133,9 @@ impl KickShared {
         let thread = unsafe { libc::pthread_self() };
         *self.lock() = Some(Target { thread });
         self.wake.notify_all();
-        RunGuard { shared: self.clone() }
+        RunGuard {
+            shared: self.clone(),
+        }
     }
 
     /// Interrupt the vCPU if it is inside `run`: set immediate_exit, then signal its thread.

@@ -33,12 +33,15 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use cpu::{CpuState, EngineStats, GuestRam, Kicker, TraceFn, Vcpu, VcpuError, VcpuExit, VmIo};
-use kvm_bindings::{KVM_GUESTDBG_ENABLE, KVM_GUESTDBG_SINGLESTEP, KVM_MEM_READONLY, Msrs, kvm_guest_debug, kvm_msr_entry, kvm_userspace_memory_region};
+use kvm_bindings::{
+    KVM_GUESTDBG_ENABLE, KVM_GUESTDBG_SINGLESTEP, KVM_MEM_READONLY, Msrs, kvm_guest_debug,
+    kvm_msr_entry, kvm_userspace_memory_region,
+};
 use kvm_ioctls::{Cap, Kvm, VcpuFd, VmFd};
 
 use exit::{ExitAction, ExitCounters, ExitCtx, KvmExit, handle_exit};
-use kick::{KickShared, RunGuard};
 pub use kick::KvmKicker;
+use kick::{KickShared, RunGuard};
 pub use probe::{AutoChoice, EntryMode, HostProbe, KvmFlavor, decide_auto};
 
 /// Environment variable that lets `--accel kvm` try a guest mode this host's KVM is known not
@@ -137,7 +140,10 @@ pub enum KvmError {
         cpu: u32,
     },
     /// KVM_EXIT_INTERNAL_ERROR.
-    #[error("KVM internal error (suberror {suberror}: {what}{}; data {data:x?})", insn_text(insn))]
+    #[error(
+        "KVM internal error (suberror {suberror}: {what}{}; data {data:x?})",
+        insn_text(insn)
+    )]
     Internal {
         /// The suberror.
         suberror: u32,
@@ -155,7 +161,13 @@ pub enum KvmError {
 
 fn insn_text(insn: &Option<Vec<u8>>) -> String {
     match insn {
-        Some(b) => format!(", instruction bytes {}", b.iter().map(|x| format!("{x:02x}")).collect::<Vec<_>>().join(" ")),
+        Some(b) => format!(
+            ", instruction bytes {}",
+            b.iter()
+                .map(|x| format!("{x:02x}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
         None => String::new(),
     }
 }
@@ -206,7 +218,11 @@ impl KvmBackend {
         }
         let supported_cpuid = cpuid::supported_cpuid(&kvm)?;
         let list = kvm.get_msr_index_list().map_err(KvmError::MsrList)?;
-        let msrs = state::MSRS.iter().copied().filter(|m| list.as_slice().contains(m)).collect();
+        let msrs = state::MSRS
+            .iter()
+            .copied()
+            .filter(|m| list.as_slice().contains(m))
+            .collect();
         Ok(KvmBackend {
             readonly_mem: kvm.check_extension(Cap::ReadonlyMem),
             has_xcrs: kvm.check_extension(Cap::Xcrs),
@@ -227,12 +243,16 @@ impl KvmBackend {
     pub fn create_vcpu(&self, ram: GuestRam) -> Result<KvmVcpu, KvmError> {
         let vm = self.kvm.create_vm().map_err(KvmError::CreateVm)?;
         // Intel needs three pages for the real-mode TSS; below the BIOS, as QEMU places it.
-        vm.set_tss_address(0xfffb_d000).map_err(KvmError::SetTssAddr)?;
+        vm.set_tss_address(0xfffb_d000)
+            .map_err(KvmError::SetTssAddr)?;
         let mut rom = Vec::new();
         for (slot, r) in ram.regions().iter().enumerate() {
             let page = 0xfff_u64;
             if r.gpa & page != 0 || r.len & page != 0 || (r.host as u64) & page != 0 {
-                return Err(KvmError::UnalignedRegion { gpa: r.gpa, len: r.len });
+                return Err(KvmError::UnalignedRegion {
+                    gpa: r.gpa,
+                    len: r.len,
+                });
             }
             if r.readonly {
                 if !self.readonly_mem {
@@ -249,10 +269,12 @@ impl KvmBackend {
             };
             // SAFETY: the region's host range is valid for as long as `ram` lives (GuestRam's
             // contract), and KvmVcpu keeps a clone of `ram`, so the memory outlives the VM.
-            unsafe { vm.set_user_memory_region(region) }.map_err(|source| KvmError::SetMemoryRegion {
-                slot: slot as u32,
-                gpa: r.gpa,
-                source,
+            unsafe { vm.set_user_memory_region(region) }.map_err(|source| {
+                KvmError::SetMemoryRegion {
+                    slot: slot as u32,
+                    gpa: r.gpa,
+                    source,
+                }
             })?;
         }
         let mut vcpu = vm.create_vcpu(0).map_err(KvmError::CreateVcpu)?;
@@ -265,11 +287,14 @@ impl KvmBackend {
                 d.mask
             );
         }
-        vcpu.set_cpuid2(&cpuid::to_kvm_cpuid(&table)?).map_err(KvmError::SetCpuid)?;
+        vcpu.set_cpuid2(&cpuid::to_kvm_cpuid(&table)?)
+            .map_err(KvmError::SetCpuid)?;
         let cpuid_deviations = match vcpu.get_cpuid2(kvm_bindings::KVM_MAX_CPUID_ENTRIES) {
             Ok(back) => cpuid::deviations(&table, back.as_slice()),
             Err(e) => {
-                tracing::debug!("kvm: KVM_GET_CPUID2 failed ({e}); cannot check the CPUID the guest sees");
+                tracing::debug!(
+                    "kvm: KVM_GET_CPUID2 failed ({e}); cannot check the CPUID the guest sees"
+                );
                 Vec::new()
             }
         };
@@ -407,10 +432,16 @@ impl KvmVcpu {
 
     fn apply_guest_debug(&mut self, on: bool) -> Result<(), KvmError> {
         let dbg = kvm_guest_debug {
-            control: if on { KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_SINGLESTEP } else { 0 },
+            control: if on {
+                KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_SINGLESTEP
+            } else {
+                0
+            },
             ..Default::default()
         };
-        self.vcpu.set_guest_debug(&dbg).map_err(KvmError::GuestDebug)
+        self.vcpu
+            .set_guest_debug(&dbg)
+            .map_err(KvmError::GuestDebug)
     }
 
     /// Ask for `VcpuExit::InterruptWindow` as soon as the guest can take an interrupt.
@@ -431,20 +462,39 @@ impl KvmVcpu {
             k.xcrs = self.vcpu.get_xcrs().map_err(|e| g("KVM_GET_XCRS", e))?;
         }
         if self.has_events {
-            k.events = self.vcpu.get_vcpu_events().map_err(|e| g("KVM_GET_VCPU_EVENTS", e))?;
+            k.events = self
+                .vcpu
+                .get_vcpu_events()
+                .map_err(|e| g("KVM_GET_VCPU_EVENTS", e))?;
         }
         if self.has_debugregs {
-            k.debugregs = self.vcpu.get_debug_regs().map_err(|e| g("KVM_GET_DEBUGREGS", e))?;
+            k.debugregs = self
+                .vcpu
+                .get_debug_regs()
+                .map_err(|e| g("KVM_GET_DEBUGREGS", e))?;
         } else {
             let s = state::to_kvm(&self.shadow, 0);
             k.debugregs = s.debugregs;
         }
-        let entries: Vec<kvm_msr_entry> =
-            self.msrs.iter().map(|&index| kvm_msr_entry { index, ..Default::default() }).collect();
-        let mut msrs = Msrs::from_entries(&entries).map_err(|e| KvmError::Cpuid(format!("MSR list: {e:?}")))?;
-        let n = self.vcpu.get_msrs(&mut msrs).map_err(|e| g("KVM_GET_MSRS", e))?;
+        let entries: Vec<kvm_msr_entry> = self
+            .msrs
+            .iter()
+            .map(|&index| kvm_msr_entry {
+                index,
+                ..Default::default()
+            })
+            .collect();
+        let mut msrs = Msrs::from_entries(&entries)
+            .map_err(|e| KvmError::Cpuid(format!("MSR list: {e:?}")))?;
+        let n = self
+            .vcpu
+            .get_msrs(&mut msrs)
+            .map_err(|e| g("KVM_GET_MSRS", e))?;
         let now = host_tsc();
-        k.msrs = msrs.as_slice()[..n].iter().map(|e| (e.index, e.data)).collect();
+        k.msrs = msrs.as_slice()[..n]
+            .iter()
+            .map(|e| (e.index, e.data))
+            .collect();
         Ok(state::from_kvm(&k, &self.shadow, now))
     }
 
@@ -456,39 +506,66 @@ impl KvmVcpu {
         self.ready_for_irq = None;
         self.pending_irq = None;
         self.kick.set_poll(false);
-        self.vcpu.set_sregs(&k.sregs).map_err(|e| s("KVM_SET_SREGS", e))?;
-        self.vcpu.set_regs(&k.regs).map_err(|e| s("KVM_SET_REGS", e))?;
+        self.vcpu
+            .set_sregs(&k.sregs)
+            .map_err(|e| s("KVM_SET_SREGS", e))?;
+        self.vcpu
+            .set_regs(&k.regs)
+            .map_err(|e| s("KVM_SET_REGS", e))?;
         self.vcpu.set_fpu(&k.fpu).map_err(|e| s("KVM_SET_FPU", e))?;
         if self.has_xcrs {
-            self.vcpu.set_xcrs(&k.xcrs).map_err(|e| s("KVM_SET_XCRS", e))?;
+            self.vcpu
+                .set_xcrs(&k.xcrs)
+                .map_err(|e| s("KVM_SET_XCRS", e))?;
         }
         if self.has_events {
-            self.vcpu.set_vcpu_events(&k.events).map_err(|e| s("KVM_SET_VCPU_EVENTS", e))?;
+            self.vcpu
+                .set_vcpu_events(&k.events)
+                .map_err(|e| s("KVM_SET_VCPU_EVENTS", e))?;
         }
         if self.has_debugregs {
-            self.vcpu.set_debug_regs(&k.debugregs).map_err(|e| s("KVM_SET_DEBUGREGS", e))?;
+            self.vcpu
+                .set_debug_regs(&k.debugregs)
+                .map_err(|e| s("KVM_SET_DEBUGREGS", e))?;
         }
         let entries: Vec<kvm_msr_entry> = k
             .msrs
             .iter()
             .filter(|(i, _)| self.msrs.contains(i))
-            .map(|&(index, data)| kvm_msr_entry { index, data, ..Default::default() })
+            .map(|&(index, data)| kvm_msr_entry {
+                index,
+                data,
+                ..Default::default()
+            })
             .collect();
-        let msrs = Msrs::from_entries(&entries).map_err(|e| KvmError::Cpuid(format!("MSR list: {e:?}")))?;
-        let n = self.vcpu.set_msrs(&msrs).map_err(|e| s("KVM_SET_MSRS", e))?;
+        let msrs = Msrs::from_entries(&entries)
+            .map_err(|e| KvmError::Cpuid(format!("MSR list: {e:?}")))?;
+        let n = self
+            .vcpu
+            .set_msrs(&msrs)
+            .map_err(|e| s("KVM_SET_MSRS", e))?;
         if n < entries.len() {
-            tracing::warn!("kvm: the host refused MSR {:#x} = {:#x}", entries[n].index, entries[n].data);
+            tracing::warn!(
+                "kvm: the host refused MSR {:#x} = {:#x}",
+                entries[n].index,
+                entries[n].data
+            );
         }
         Ok(())
     }
 
     fn interrupt_now(&mut self, vector: u8) -> Result<(), KvmError> {
-        let irq = kvm_bindings::kvm_interrupt { irq: u32::from(vector) };
+        let irq = kvm_bindings::kvm_interrupt {
+            irq: u32::from(vector),
+        };
         // SAFETY: KVM_INTERRUPT reads one struct kvm_interrupt from the pointer we pass, which
         // is valid for the call; the fd is this vCPU's.
         let r = unsafe { libc::ioctl(self.vcpu.as_raw_fd(), KVM_INTERRUPT as _, &irq) };
         if r < 0 {
-            return Err(KvmError::Interrupt { vector, source: std::io::Error::last_os_error() });
+            return Err(KvmError::Interrupt {
+                vector,
+                source: std::io::Error::last_os_error(),
+            });
         }
         Ok(())
     }
@@ -585,7 +662,9 @@ impl KvmVcpu {
             let mut io_exit = false;
             let kexit = match exit {
                 Ok(e) => describe_exit(e, run_ptr, &mut io_exit),
-                Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => KvmExit::Interrupted,
+                Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {
+                    KvmExit::Interrupted
+                }
                 Err(e) => return Err(KvmError::Run(e)),
             };
             let mut ctx = ExitCtx {
@@ -607,9 +686,7 @@ impl KvmVcpu {
                     ExitAction::Return(VcpuExit::Halted)
                     | ExitAction::CheckKick
                     | ExitAction::Continue
-                    | ExitAction::TraceStep => {
-                        ExitAction::InjectPending
-                    }
+                    | ExitAction::TraceStep => ExitAction::InjectPending,
                     other => other,
                 };
             }
@@ -695,14 +772,20 @@ fn describe_exit<'a>(
         E::Hlt => KvmExit::Hlt,
         E::IrqWindowOpen => KvmExit::IrqWindowOpen,
         E::Shutdown => KvmExit::Shutdown,
-        E::Debug(d) => KvmExit::Debug { exception: d.exception, pc: d.pc },
+        E::Debug(d) => KvmExit::Debug {
+            exception: d.exception,
+            pc: d.pc,
+        },
         E::Intr => KvmExit::Interrupted,
         E::FailEntry(reason, cpu) => KvmExit::FailEntry { reason, cpu },
         E::InternalError => {
             // SAFETY: KVM_EXIT_INTERNAL_ERROR: the internal member of the union is valid.
             let internal = unsafe { (*run).__bindgen_anon_1.internal };
             let n = (internal.ndata as usize).min(internal.data.len());
-            KvmExit::InternalError { suberror: internal.suberror, data: internal.data[..n].to_vec() }
+            KvmExit::InternalError {
+                suberror: internal.suberror,
+                data: internal.data[..n].to_vec(),
+            }
         }
         E::SystemEvent(kind, _) => KvmExit::SystemEvent { kind },
         E::Unknown => {
@@ -710,10 +793,12 @@ fn describe_exit<'a>(
             let hardware_reason = unsafe { (*run).__bindgen_anon_1.hw.hardware_exit_reason };
             KvmExit::Unknown { hardware_reason }
         }
-        E::MemoryFault { gpa, size, .. } => {
-            KvmExit::Unexpected { name: format!("KVM_EXIT_MEMORY_FAULT at {gpa:#x} ({size} bytes)") }
-        }
-        other => KvmExit::Unexpected { name: format!("{other:?}") },
+        E::MemoryFault { gpa, size, .. } => KvmExit::Unexpected {
+            name: format!("KVM_EXIT_MEMORY_FAULT at {gpa:#x} ({size} bytes)"),
+        },
+        other => KvmExit::Unexpected {
+            name: format!("{other:?}"),
+        },
     }
 }
 
@@ -772,7 +857,9 @@ impl Vcpu for KvmVcpu {
     fn interrupts_enabled(&self) -> bool {
         match self.ready_for_irq {
             Some(r) => r && self.pending_irq.is_none(),
-            None => self.shadow.rflags & cpu::state::flags::IF != 0 && !self.shadow.interrupt_shadow,
+            None => {
+                self.shadow.rflags & cpu::state::flags::IF != 0 && !self.shadow.interrupt_shadow
+            }
         }
     }
 

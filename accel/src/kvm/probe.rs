@@ -143,7 +143,9 @@ const CAPS: &[(&str, Cap, bool)] = &[
 /// The `vmx` or `svm` flag in a /proc/cpuinfo text.
 pub fn cpu_virt_flag(cpuinfo: &str) -> Option<&'static str> {
     for line in cpuinfo.lines() {
-        let Some((key, value)) = line.split_once(':') else { continue };
+        let Some((key, value)) = line.split_once(':') else {
+            continue;
+        };
         if key.trim() != "flags" {
             continue;
         }
@@ -175,11 +177,18 @@ pub fn flavor_from_modules<'a>(names: impl IntoIterator<Item = &'a str>) -> KvmF
 fn loaded_modules() -> Vec<String> {
     let mut names = Vec::new();
     if let Ok(text) = std::fs::read_to_string("/proc/modules") {
-        names.extend(text.lines().filter_map(|l| l.split_whitespace().next()).map(str::to_string));
+        names.extend(
+            text.lines()
+                .filter_map(|l| l.split_whitespace().next())
+                .map(str::to_string),
+        );
     }
     // Built-in modules do not appear in /proc/modules but do have a /sys/module directory.
     if let Ok(dir) = std::fs::read_dir("/sys/module") {
-        names.extend(dir.filter_map(|e| e.ok()).filter_map(|e| e.file_name().into_string().ok()));
+        names.extend(
+            dir.filter_map(|e| e.ok())
+                .filter_map(|e| e.file_name().into_string().ok()),
+        );
     }
     names
 }
@@ -198,10 +207,16 @@ impl HostProbe {
         };
         match Kvm::new() {
             Ok(kvm) => {
-                probe.dev = DevKvm::Open { api_version: kvm.get_api_version() };
+                probe.dev = DevKvm::Open {
+                    api_version: kvm.get_api_version(),
+                };
                 probe.caps = CAPS
                     .iter()
-                    .map(|&(name, cap, required)| CapInfo { name, value: kvm.check_extension_int(cap), required })
+                    .map(|&(name, cap, required)| CapInfo {
+                        name,
+                        value: kvm.check_extension_int(cap),
+                        required,
+                    })
                     .collect();
                 probe.cpuid_entries = supported_cpuid(&kvm).ok().map(|c| c.len());
             }
@@ -231,10 +246,17 @@ impl HostProbe {
                 format!("CPU flag '{f}', KVM module {}", self.flavor.module())
             }
             (Some(f), KvmFlavor::Pvm) => {
-                format!("CPU flag '{f}' present, but /dev/kvm is kvm_pvm, a software-only, paravirtualized KVM")
+                format!(
+                    "CPU flag '{f}' present, but /dev/kvm is kvm_pvm, a software-only, paravirtualized KVM"
+                )
             }
-            (Some(f), KvmFlavor::Unknown) => format!("CPU flag '{f}' present, but no kvm_intel/kvm_amd module is loaded"),
-            (None, KvmFlavor::Pvm) => "no vmx/svm CPU flag; /dev/kvm is kvm_pvm, a software-only, paravirtualized KVM".into(),
+            (Some(f), KvmFlavor::Unknown) => {
+                format!("CPU flag '{f}' present, but no kvm_intel/kvm_amd module is loaded")
+            }
+            (None, KvmFlavor::Pvm) => {
+                "no vmx/svm CPU flag; /dev/kvm is kvm_pvm, a software-only, paravirtualized KVM"
+                    .into()
+            }
             (None, _) => "no vmx/svm CPU flag, no kvm_intel/kvm_amd module".into(),
         }
     }
@@ -246,16 +268,23 @@ impl HostProbe {
                 return Some("/dev/kvm does not exist (KVM is not available on this host)".into());
             }
             DevKvm::PermissionDenied => {
-                return Some("permission denied opening /dev/kvm (add this user to the 'kvm' group)".into());
+                return Some(
+                    "permission denied opening /dev/kvm (add this user to the 'kvm' group)".into(),
+                );
             }
             DevKvm::Failed(e) => return Some(format!("cannot open /dev/kvm: {e}")),
             DevKvm::Open { api_version } if *api_version != KVM_API_VERSION => {
-                return Some(format!("KVM API version {api_version}, vx needs {KVM_API_VERSION}"));
+                return Some(format!(
+                    "KVM API version {api_version}, vx needs {KVM_API_VERSION}"
+                ));
             }
             DevKvm::Open { .. } => {}
         }
         if let Some(c) = self.caps.iter().find(|c| c.required && c.value <= 0) {
-            return Some(format!("the host's KVM lacks the required capability {}", c.name));
+            return Some(format!(
+                "the host's KVM lacks the required capability {}",
+                c.name
+            ));
         }
         if self.cpuid_entries.is_none() {
             return Some("KVM_GET_SUPPORTED_CPUID failed".into());
@@ -269,8 +298,13 @@ impl HostProbe {
             return None;
         }
         let what = match self.flavor {
-            KvmFlavor::Pvm => "/dev/kvm is kvm_pvm, a software-only KVM without VT-x/AMD-V".to_string(),
-            _ => format!("/dev/kvm is not hardware-backed ({})", self.describe_hardware()),
+            KvmFlavor::Pvm => {
+                "/dev/kvm is kvm_pvm, a software-only KVM without VT-x/AMD-V".to_string()
+            }
+            _ => format!(
+                "/dev/kvm is not hardware-backed ({})",
+                self.describe_hardware()
+            ),
         };
         Some(format!(
             "{what}: it is only known to run guests that start in 64-bit long mode, and this guest starts in {} \
@@ -283,7 +317,11 @@ impl HostProbe {
 
     /// Value of a capability, 0 if unknown.
     pub fn cap(&self, name: &str) -> i32 {
-        self.caps.iter().find(|c| c.name == name).map(|c| c.value).unwrap_or(0)
+        self.caps
+            .iter()
+            .find(|c| c.name == name)
+            .map(|c| c.value)
+            .unwrap_or(0)
     }
 }
 
@@ -300,7 +338,10 @@ pub struct AutoChoice {
 /// interpreter (the JIT does not exist yet). A software-only KVM is never picked
 /// automatically: exits cost ~10 µs there and it cannot run every guest mode.
 pub fn decide_auto(probe: &HostProbe, mode: EntryMode) -> AutoChoice {
-    let interp = |why: String| AutoChoice { kvm: false, reason: format!("interp: auto picks the interpreter because {why}") };
+    let interp = |why: String| AutoChoice {
+        kvm: false,
+        reason: format!("interp: auto picks the interpreter because {why}"),
+    };
     if let Some(why) = probe.unusable_reason() {
         return interp(why);
     }
@@ -315,7 +356,10 @@ pub fn decide_auto(probe: &HostProbe, mode: EntryMode) -> AutoChoice {
     }
     AutoChoice {
         kvm: true,
-        reason: format!("kvm: auto picks KVM because it is hardware-backed ({})", probe.describe_hardware()),
+        reason: format!(
+            "kvm: auto picks KVM because it is hardware-backed ({})",
+            probe.describe_hardware()
+        ),
     }
 }
 
@@ -328,16 +372,29 @@ mod tests {
             dev: DevKvm::Open { api_version: 12 },
             cpu_virt_flag: flag,
             flavor,
-            caps: CAPS.iter().map(|&(name, _, required)| CapInfo { name, value: 1, required }).collect(),
+            caps: CAPS
+                .iter()
+                .map(|&(name, _, required)| CapInfo {
+                    name,
+                    value: 1,
+                    required,
+                })
+                .collect(),
             cpuid_entries: Some(75),
         }
     }
 
     #[test]
     fn test_cpu_virt_flag_finds_vmx_and_svm() {
-        assert_eq!(cpu_virt_flag("processor: 0\nflags\t\t: fpu vme vmx sse\n"), Some("vmx"));
+        assert_eq!(
+            cpu_virt_flag("processor: 0\nflags\t\t: fpu vme vmx sse\n"),
+            Some("vmx")
+        );
         assert_eq!(cpu_virt_flag("flags : fpu svm\n"), Some("svm"));
-        assert_eq!(cpu_virt_flag("flags : fpu hypervisor\nbugs : vmx_bug\n"), None);
+        assert_eq!(
+            cpu_virt_flag("flags : fpu hypervisor\nbugs : vmx_bug\n"),
+            None
+        );
     }
 
     #[test]
@@ -373,20 +430,41 @@ mod tests {
         let mut p = probe(Some("svm"), KvmFlavor::Amd);
         assert_eq!(p.unusable_reason(), None);
         p.dev = DevKvm::PermissionDenied;
-        assert!(p.unusable_reason().expect("denied").contains("permission denied"));
+        assert!(
+            p.unusable_reason()
+                .expect("denied")
+                .contains("permission denied")
+        );
         p.dev = DevKvm::Open { api_version: 11 };
-        assert!(p.unusable_reason().expect("version").contains("API version 11"));
+        assert!(
+            p.unusable_reason()
+                .expect("version")
+                .contains("API version 11")
+        );
         p.dev = DevKvm::Open { api_version: 12 };
-        p.caps.iter_mut().find(|c| c.name == "KVM_CAP_IMMEDIATE_EXIT").expect("cap").value = 0;
-        assert!(p.unusable_reason().expect("cap").contains("KVM_CAP_IMMEDIATE_EXIT"));
+        p.caps
+            .iter_mut()
+            .find(|c| c.name == "KVM_CAP_IMMEDIATE_EXIT")
+            .expect("cap")
+            .value = 0;
+        assert!(
+            p.unusable_reason()
+                .expect("cap")
+                .contains("KVM_CAP_IMMEDIATE_EXIT")
+        );
     }
 
     #[test]
     fn test_mode_unsupported_on_software_kvm_except_long_mode() {
         let pvm = probe(None, KvmFlavor::Pvm);
         assert_eq!(pvm.mode_unsupported_reason(EntryMode::Long64), None);
-        let why = pvm.mode_unsupported_reason(EntryMode::Real).expect("real mode refused");
-        assert!(why.contains("real mode") && why.contains("VX_KVM_FORCE"), "{why}");
+        let why = pvm
+            .mode_unsupported_reason(EntryMode::Real)
+            .expect("real mode refused");
+        assert!(
+            why.contains("real mode") && why.contains("VX_KVM_FORCE"),
+            "{why}"
+        );
         let hw = probe(Some("svm"), KvmFlavor::Amd);
         assert_eq!(hw.mode_unsupported_reason(EntryMode::Real), None);
     }

@@ -7,8 +7,8 @@
 
 use cpu::state::{CpuState, DescTable, FpuState, MsrState, Segment, msr, seg_attr, sreg};
 use kvm_bindings::{
-    KVM_VCPUEVENT_VALID_SHADOW, KVM_X86_SHADOW_INT_MOV_SS, KVM_X86_SHADOW_INT_STI, kvm_debugregs, kvm_dtable,
-    kvm_fpu, kvm_regs, kvm_segment, kvm_sregs, kvm_vcpu_events, kvm_xcr, kvm_xcrs,
+    KVM_VCPUEVENT_VALID_SHADOW, KVM_X86_SHADOW_INT_MOV_SS, KVM_X86_SHADOW_INT_STI, kvm_debugregs,
+    kvm_dtable, kvm_fpu, kvm_regs, kvm_segment, kvm_sregs, kvm_vcpu_events, kvm_xcr, kvm_xcrs,
 };
 
 /// Everything KVM holds for one vCPU that `CpuState` describes.
@@ -104,11 +104,18 @@ pub(crate) fn seg_from_kvm(k: &kvm_segment) -> Segment {
 }
 
 fn dt_to_kvm(d: &DescTable) -> kvm_dtable {
-    kvm_dtable { base: d.base, limit: d.limit, padding: [0; 3] }
+    kvm_dtable {
+        base: d.base,
+        limit: d.limit,
+        padding: [0; 3],
+    }
 }
 
 fn dt_from_kvm(d: &kvm_dtable) -> DescTable {
-    DescTable { base: d.base, limit: d.limit }
+    DescTable {
+        base: d.base,
+        limit: d.limit,
+    }
 }
 
 /// `st` as KVM state. `host_tsc` is the host's TSC now: the guest TSC is written as
@@ -171,8 +178,15 @@ pub(crate) fn to_kvm(st: &CpuState, host_tsc: u64) -> KvmState {
         mxcsr: f.mxcsr,
         pad2: 0,
     };
-    let mut xcrs = kvm_xcrs { nr_xcrs: 1, ..Default::default() };
-    xcrs.xcrs[0] = kvm_xcr { xcr: 0, reserved: 0, value: st.xcr0 };
+    let mut xcrs = kvm_xcrs {
+        nr_xcrs: 1,
+        ..Default::default()
+    };
+    xcrs.xcrs[0] = kvm_xcr {
+        xcr: 0,
+        reserved: 0,
+        value: st.xcr0,
+    };
     let mut m = st.msr;
     let msrs = MSRS
         .iter()
@@ -184,10 +198,17 @@ pub(crate) fn to_kvm(st: &CpuState, host_tsc: u64) -> KvmState {
             (i, v)
         })
         .collect();
-    let mut events = kvm_vcpu_events { flags: KVM_VCPUEVENT_VALID_SHADOW, ..Default::default() };
+    let mut events = kvm_vcpu_events {
+        flags: KVM_VCPUEVENT_VALID_SHADOW,
+        ..Default::default()
+    };
     // Which instruction opened the shadow is not recorded; both block interrupts for one
     // instruction, STI's is the common one.
-    events.interrupt.shadow = if st.interrupt_shadow { KVM_X86_SHADOW_INT_STI as u8 } else { 0 };
+    events.interrupt.shadow = if st.interrupt_shadow {
+        KVM_X86_SHADOW_INT_STI as u8
+    } else {
+        0
+    };
     let debugregs = kvm_debugregs {
         db: [st.dr[0], st.dr[1], st.dr[2], st.dr[3]],
         dr6: st.dr[6],
@@ -195,7 +216,16 @@ pub(crate) fn to_kvm(st: &CpuState, host_tsc: u64) -> KvmState {
         flags: 0,
         reserved: [0; 9],
     };
-    KvmState { regs, sregs, fpu, xcrs, msrs, events, debugregs, halted: st.halted }
+    KvmState {
+        regs,
+        sregs,
+        fpu,
+        xcrs,
+        msrs,
+        events,
+        debugregs,
+        halted: st.halted,
+    }
 }
 
 /// KVM state as a `CpuState`. MSRs missing from `k.msrs` keep their value from `base`
@@ -228,8 +258,8 @@ pub(crate) fn from_kvm(k: &KvmState, base: &CpuState, host_tsc: u64) -> CpuState
     let d = &k.debugregs;
     CpuState {
         gpr: [
-            r.rax, r.rcx, r.rdx, r.rbx, r.rsp, r.rbp, r.rsi, r.rdi, r.r8, r.r9, r.r10, r.r11, r.r12, r.r13, r.r14,
-            r.r15,
+            r.rax, r.rcx, r.rdx, r.rbx, r.rsp, r.rbp, r.rsi, r.rdi, r.r8, r.r9, r.r10, r.r11,
+            r.r12, r.r13, r.r14, r.r15,
         ],
         rip: r.rip,
         rflags: r.rflags,
@@ -260,7 +290,8 @@ pub(crate) fn from_kvm(k: &KvmState, base: &CpuState, host_tsc: u64) -> CpuState
             mxcsr: f.mxcsr,
         },
         halted: k.halted,
-        interrupt_shadow: u32::from(k.events.interrupt.shadow) & (KVM_X86_SHADOW_INT_MOV_SS | KVM_X86_SHADOW_INT_STI)
+        interrupt_shadow: u32::from(k.events.interrupt.shadow)
+            & (KVM_X86_SHADOW_INT_MOV_SS | KVM_X86_SHADOW_INT_STI)
             != 0,
     }
 }
@@ -278,12 +309,22 @@ mod tests {
         st.rip = 0xffff_8000_1234_5678;
         st.rflags = 0x0000_0000_0024_0ed7;
         let attrs = [
-            seg_attr::P | seg_attr::S | seg_attr::RW | seg_attr::ACCESSED | seg_attr::DB | seg_attr::G,
+            seg_attr::P
+                | seg_attr::S
+                | seg_attr::RW
+                | seg_attr::ACCESSED
+                | seg_attr::DB
+                | seg_attr::G,
             seg_attr::P | seg_attr::S | seg_attr::CODE | seg_attr::RW | seg_attr::L | seg_attr::AVL,
             seg_attr::P | seg_attr::S | seg_attr::RW | (3 << seg_attr::DPL_SHIFT),
             seg_attr::UNUSABLE,
             seg_attr::P | seg_attr::S | seg_attr::DC | seg_attr::RW | (1 << seg_attr::DPL_SHIFT),
-            seg_attr::P | seg_attr::S | seg_attr::CODE | seg_attr::DC | (2 << seg_attr::DPL_SHIFT) | seg_attr::G,
+            seg_attr::P
+                | seg_attr::S
+                | seg_attr::CODE
+                | seg_attr::DC
+                | (2 << seg_attr::DPL_SHIFT)
+                | seg_attr::G,
         ];
         for (i, s) in st.seg.iter_mut().enumerate() {
             *s = Segment {
@@ -293,10 +334,26 @@ mod tests {
                 attr: attrs[i],
             };
         }
-        st.ldtr = Segment { selector: 0x58, base: 0xdead_0000, limit: 0x7f, attr: seg_attr::P | 2 };
-        st.tr = Segment { selector: 0x60, base: 0xbeef_0000, limit: 0x67, attr: seg_attr::P | 11 };
-        st.gdtr = DescTable { base: 0xffff_8000_0000_1000, limit: 0x7f };
-        st.idtr = DescTable { base: 0xffff_8000_0000_2000, limit: 0xfff };
+        st.ldtr = Segment {
+            selector: 0x58,
+            base: 0xdead_0000,
+            limit: 0x7f,
+            attr: seg_attr::P | 2,
+        };
+        st.tr = Segment {
+            selector: 0x60,
+            base: 0xbeef_0000,
+            limit: 0x67,
+            attr: seg_attr::P | 11,
+        };
+        st.gdtr = DescTable {
+            base: 0xffff_8000_0000_1000,
+            limit: 0x7f,
+        };
+        st.idtr = DescTable {
+            base: 0xffff_8000_0000_2000,
+            limit: 0xfff,
+        };
         st.cr0 = 0x8005_0033;
         st.cr2 = 0x4242_4242;
         st.cr3 = 0x0012_3000;
