@@ -1030,4 +1030,44 @@ mod tests {
         assert_eq!(out.status.code(), Some(2), "{err}");
         assert!(err.contains("4 KiB"), "{err}");
     }
+
+    /// `--timeout` ends a KVM guest that spins in the guest without exits: status 124.
+    #[test]
+    fn test_cli_timeout_stops_a_spinning_kvm_guest() {
+        if let Some(why) = kvm_skip_reason(EntryMode::Long64) {
+            println!("skipped: --timeout on KVM: {why}");
+            return;
+        }
+        // A 4 KiB ROM whose reset vector is `jmp $`.
+        let mut rom = vec![0xf4u8; 4096];
+        rom[4096 - 16] = 0xeb;
+        rom[4096 - 15] = 0xfe;
+        let path = std::env::temp_dir().join(format!("vx-kvm-spin-{}.bin", std::process::id()));
+        std::fs::write(&path, &rom).expect("write rom");
+        let start = Instant::now();
+        let out = vx()
+            .args([
+                "run",
+                "--accel",
+                "kvm",
+                "--serial",
+                "none",
+                "--timeout",
+                "0.5",
+                "--bios",
+            ])
+            .arg(&path)
+            .env(accel::FORCE_ENV, "1")
+            .output()
+            .expect("run vx");
+        let _ = std::fs::remove_file(&path);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(124), "{err}");
+        assert!(err.contains("--timeout expired"), "{err}");
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "took {:?}",
+            start.elapsed()
+        );
+    }
 }
