@@ -1,1 +1,181 @@
-//! The Cranelift JIT engine: not built yet (see the JIT issue). This crate is its place in the workspace.
+//! vx's Cranelift JIT engine: guest x86_64 blocks translated to host code, on top of the
+//! reference interpreter (which owns the state, the MMU, exception delivery and runs whatever
+//! the JIT does not translate). See ARCHITECTURE-JIT.md for how a guest instruction becomes
+//! host code.
+//!
+//! Module map: `engine` (run loop), `entry` (calling generated code), `translate` (block →
+//! IR), `lower` + `lower_*` (one file per instruction family), `flags` (lazy flags), `tlb`
+//! (soft TLB), `cache` (blocks, code pages, chaining, invalidation), `codegen` (Cranelift
+//! pipeline), `codemem` (code pages), `helpers` (slow paths), `offsets` (every layout fact
+//! generated code uses), `ctx` (`JitCtx`), `dump` (`VX_JIT_DUMP=1`).
+
+pub mod cache;
+pub mod codegen;
+pub mod codemem;
+pub mod ctx;
+pub mod dump;
+pub mod engine;
+pub mod entry;
+pub mod flags;
+pub mod helpers;
+pub mod lower;
+pub mod lower_alu;
+pub mod lower_branch;
+pub mod lower_mov;
+pub mod lower_mul;
+pub mod lower_shift;
+pub mod lower_stack;
+pub mod offsets;
+pub mod tlb;
+pub mod translate;
+
+use cpu::{CpuState, EngineStats, GuestRam, Interp, Kicker, TraceFn, Vcpu, VcpuError, VcpuExit, VmIo};
+
+use crate::ctx::{JitCtx, cc};
+use crate::engine::Engine;
+
+/// Host-side failures of the JIT (never guest misbehaviour).
+#[derive(Debug, thiserror::Error)]
+pub enum JitError {
+    /// Cranelift could not set up or compile.
+    #[error("code generation failed: {0}")]
+    Codegen(String),
+    /// The code arena could not be mapped.
+    #[error("cannot map JIT code memory: {0}")]
+    CodeMemory(std::io::Error),
+}
+
+/// One guest processor on the JIT.
+pub struct JitVcpu {
+    eng: Box<Engine>,
+    /// Owned (from `Box::into_raw`), freed in `Drop`; a raw pointer because generated code
+    /// writes it while the engine runs.
+    ctx: *mut JitCtx,
+}
+
+// SAFETY: the context is owned exclusively by this vCPU (nothing else holds its pointer
+// outside a `run` call), and the engine is Send; moving the vCPU moves both.
+unsafe impl Send for JitVcpu {}
+
+impl std::fmt::Debug for JitVcpu {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JitVcpu").field("engine", &self.eng).finish()
+    }
+}
+
+impl JitVcpu {
+    /// A vCPU in the RESET state over `ram`.
+    pub fn new(ram: GuestRam) -> Result<JitVcpu, JitError> {
+        let eng = Box::new(Engine::new(Interp::new(ram))?);
+        let ctx = Box::into_raw(JitCtx::new());
+        Ok(JitVcpu { eng, ctx })
+    }
+
+    fn ctx(&self) -> &JitCtx {
+        // SAFETY: ctx is valid for the vCPU's life and no generated code runs outside `run`.
+        unsafe { &*self.ctx }
+    }
+
+    fn ctx_mut(&mut self) -> &mut JitCtx {
+        // SAFETY: as in `ctx`, and `&mut self` makes this the only reference.
+        unsafe { &mut *self.ctx }
+    }
+
+    /// The interpreter underneath (tests).
+    pub fn interp(&self) -> &Interp {
+        &self.eng.interp
+    }
+}
+
+impl Drop for JitVcpu {
+    fn drop(&mut self) {
+        // SAFETY: ctx came from Box::into_raw in `new` and is freed only here.
+        drop(unsafe { Box::from_raw(self.ctx) });
+    }
+}
+
+impl Vcpu for JitVcpu {
+    fn run(&mut self, io: &dyn VmIo) -> Result<VcpuExit, VcpuError> {
+        let io_ref: &dyn VmIo = io;
+        let eng: *mut Engine = &mut *self.eng;
+        let ctx = self.ctx;
+        // SAFETY: ctx is valid and exclusively ours; `io_ref` lives on this stack frame until
+        // run_loop returns, and the pointers are cleared before this function returns.
+        unsafe {
+            (*ctx).engine = eng.cast();
+            (*ctx).io = (&io_ref as *const &dyn VmIo).cast();
+        }
+        let r = entry::run_loop(eng, ctx, io);
+        // SAFETY: as above; no generated code runs any more.
+        unsafe {
+            (*ctx).engine = std::ptr::null_mut();
+            (*ctx).io = std::ptr::null();
+        }
+        r
+    }
+
+    fn get_state(&self) -> CpuState {
+        *self.eng.interp.state()
+    }
+
+    fn set_state(&mut self, state: &CpuState) {
+        self.eng.interp.set_state(state);
+        let ctx = self.ctx_mut();
+        ctx.cc_op = cc::NONE;
+        ctx.flush_tlb();
+        ctx.flush_jc();
+        ctx.code_epoch += 1;
+    }
+
+    fn inject_interrupt(&mut self, vector: u8) {
+        self.eng.interp.inject_interrupt(vector);
+        self.ctx_mut().code_epoch += 1;
+    }
+
+    fn interrupts_enabled(&self) -> bool {
+        self.eng.interp.interrupts_enabled()
+    }
+
+    fn kicker(&self) -> Kicker {
+        self.eng.interp.kicker()
+    }
+
+    fn set_trace(&mut self, f: Option<TraceFn>) -> bool {
+        self.eng.interp_only = f.is_some();
+        self.eng.interp.set_trace(f)
+    }
+
+    fn stats(&self) -> EngineStats {
+        let s = &self.eng.stats;
+        let c = &self.eng.cache.stats;
+        let blocks = self.ctx().blocks;
+        let mut counters: Vec<(String, u64)> = vec![
+            ("blocks translated".into(), s.translated),
+            ("insns translated".into(), s.translated_insns),
+            ("translation us".into(), s.translate_ns / 1000),
+            ("code bytes".into(), s.code_bytes),
+            ("code generations".into(), s.generations),
+            ("block executions".into(), blocks),
+            ("run-loop entries".into(), s.dispatches),
+            ("chained entries".into(), blocks.saturating_sub(s.dispatches)),
+            ("links made".into(), c.links),
+            ("jit instructions".into(), s.jit_insns),
+            ("interp instructions".into(), s.interp_insns),
+            ("fallback steps".into(), s.fallbacks.values().sum()),
+            ("tlb misses read".into(), s.tlb_miss_read),
+            ("tlb misses write".into(), s.tlb_miss_write),
+            ("mmio accesses".into(), s.mmio),
+            ("code page writes".into(), s.code_page_writes),
+            ("blocks invalidated".into(), c.invalidated),
+            ("page revalidations".into(), c.revalidations),
+            ("faults".into(), s.faults),
+        ];
+        let mut fb: Vec<(&String, &u64)> = s.fallbacks.iter().collect();
+        fb.sort_by(|a, b| b.1.cmp(a.1));
+        for (m, n) in fb.into_iter().take(12) {
+            counters.push((format!("fallback {m}"), *n));
+        }
+        let inner = self.eng.interp.stats();
+        EngineStats { engine: "jit", instructions: self.eng.interp.instructions(), counters, unimplemented: inner.unimplemented }
+    }
+}

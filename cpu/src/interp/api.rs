@@ -63,6 +63,13 @@ impl Interp {
         }
     }
 
+    /// Replace RFLAGS without flushing the TLB (unlike `state_mut`): an engine that keeps the
+    /// arithmetic flags lazily makes them exact with this before the interpreter runs.
+    /// RFLAGS does not take part in address translation, so no cached translation changes.
+    pub fn set_rflags(&mut self, rflags: u64) {
+        self.st.rflags = rflags;
+    }
+
     /// Count `n` instructions retired by another engine in this vCPU's statistics.
     pub fn add_retired(&mut self, n: u64) {
         self.instructions += n;

@@ -1,0 +1,424 @@
+//! The JIT engine's run loop (the dispatcher): find or translate the block at RIP, enter it,
+//! and handle how it came back — chain a missed static exit, deliver a fault through the
+//! interpreter, revalidate a code page. Everything the JIT does not translate (16/32-bit code,
+//! single-stepping, untranslated instructions) runs on the interpreter one instruction (or a
+//! small batch) at a time, with exact RFLAGS.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use iced_x86::{Decoder, DecoderOptions, Formatter, InstructionInfoFactory, IntelFormatter, Mnemonic, OpAccess};
+
+use cpu::interp::StepResult;
+use cpu::interp::mmu::Access;
+use cpu::state::{cr, flags as fl, msr, seg_attr, sreg};
+use cpu::{CpuState, Fault, Interp, Kicker, Vcpu, VcpuExit, VmIo};
+
+use crate::JitError;
+use crate::cache::{Block, Cache, Key, NO_SLOT};
+use crate::codegen::{self, Codegen};
+use crate::ctx::{JcSlot, JitCtx, cc, jc_index};
+use crate::offsets::TLB_ENTRIES;
+use crate::translate::{self, BlockEnv, HelperAddrs, Plan, exit};
+
+/// Guest instructions blocks may run before the run loop looks at kicks again.
+pub const BATCH: i64 = 1 << 16;
+/// Instructions the interpreter runs per turn when the JIT cannot (16/32-bit code).
+const INTERP_BATCH: u32 = 256;
+
+/// Engine counters for `--stats`.
+#[derive(Clone, Debug, Default)]
+pub struct Stats {
+    /// Blocks translated (including interpreter-fallback markers).
+    pub translated: u64,
+    /// Guest instructions translated.
+    pub translated_insns: u64,
+    /// Time spent decoding and compiling, in nanoseconds.
+    pub translate_ns: u64,
+    /// Generated code size, in bytes.
+    pub code_bytes: u64,
+    /// Entries into generated code from the run loop.
+    pub dispatches: u64,
+    /// Instructions retired by generated code.
+    pub jit_insns: u64,
+    /// Instructions run by the interpreter because the JIT does not translate them, by
+    /// mnemonic.
+    pub fallbacks: BTreeMap<String, u64>,
+    /// Instructions run by the interpreter outside 64-bit mode (or while single-stepping).
+    pub interp_insns: u64,
+    /// Read-TLB misses (helper calls).
+    pub tlb_miss_read: u64,
+    /// Write-TLB misses (helper calls).
+    pub tlb_miss_write: u64,
+    /// MMIO accesses from generated code.
+    pub mmio: u64,
+    /// Stores that went to pages holding translated code.
+    pub code_page_writes: u64,
+    /// Faults raised by generated code.
+    pub faults: u64,
+    /// Code generations started (the first included).
+    pub generations: u64,
+}
+
+/// What the run loop does next.
+#[derive(Debug)]
+pub enum Next {
+    /// Call this generated function.
+    Enter(usize),
+    /// Return this exit from `run`.
+    Exit(VcpuExit),
+    /// Go round again.
+    Again,
+    /// A host failure.
+    Fail(JitError),
+}
+
+/// The mode bits a block is translated for (part of its key): CPL, CS.L and CS.D, CR0.PE,
+/// CR0.PG, CR0.WP, EFER.LMA, RFLAGS.AC and CR4.
+pub fn mode_key(st: &CpuState) -> u64 {
+    let cs = st.seg[sreg::CS].attr;
+    let bit = |c: bool, n: u32| u64::from(c) << n;
+    u64::from(st.cpl())
+        | bit(cs & seg_attr::L != 0, 2)
+        | bit(cs & seg_attr::DB != 0, 3)
+        | bit(st.cr0 & cr::CR0_PE != 0, 4)
+        | bit(st.cr0 & cr::CR0_PG != 0, 5)
+        | bit(st.cr0 & cr::CR0_WP != 0, 6)
+        | bit(st.efer & msr::EFER_LMA != 0, 7)
+        | bit(st.rflags & fl::AC != 0, 8)
+        | ((st.cr4 & 0xffff_ffff) << 32)
+}
+
+/// Whether executing `i` on the interpreter may write guest memory (or start a device that
+/// does): the code epoch must then be bumped.
+fn may_write_memory(i: &iced_x86::Instruction) -> bool {
+    use Mnemonic::*;
+    if i.is_invalid() {
+        return true;
+    }
+    if matches!(i.mnemonic(), In | Out | Insb | Insw | Insd | Outsb | Outsw | Outsd | Int | Int1 | Int3 | Into | Syscall | Sysret | Iret | Iretd | Iretq) {
+        return true;
+    }
+    let mut f = InstructionInfoFactory::new();
+    f.info(i).used_memory().iter().any(|m| {
+        matches!(m.access(), OpAccess::Write | OpAccess::CondWrite | OpAccess::ReadWrite | OpAccess::ReadCondWrite)
+    })
+}
+
+/// The engine: the interpreter it builds on, the block cache and the code generation.
+pub struct Engine {
+    /// The interpreter: architectural state, MMU, exceptions, fallback.
+    pub interp: Interp,
+    /// Translated blocks.
+    pub cache: Cache,
+    /// The current code generation.
+    pub cg: Codegen,
+    /// Counters.
+    pub stats: Stats,
+    /// Guest-physical page of each write-TLB entry.
+    pub wtlb_phys: Box<[u64]>,
+    /// Run everything on the interpreter (tracing).
+    pub interp_only: bool,
+    kicker: Kicker,
+    last_gen: u64,
+    last_mode: u64,
+    budget_mark: i64,
+    pending_link: Option<u32>,
+    dump: bool,
+    helpers: HelperAddrs,
+    warned_compile: bool,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("cache", &self.cache).field("cg", &self.cg).finish()
+    }
+}
+
+impl Engine {
+    /// An engine over `interp`.
+    pub fn new(interp: Interp) -> Result<Engine, JitError> {
+        let kicker = interp.kicker();
+        Ok(Engine {
+            interp,
+            cache: Cache::default(),
+            cg: Codegen::new()?,
+            stats: Stats { generations: 1, ..Stats::default() },
+            wtlb_phys: vec![0; TLB_ENTRIES].into_boxed_slice(),
+            interp_only: false,
+            kicker,
+            last_gen: u64::MAX,
+            last_mode: u64::MAX,
+            budget_mark: 0,
+            pending_link: None,
+            dump: std::env::var("VX_JIT_DUMP").is_ok_and(|v| v == "1"),
+            helpers: crate::helpers::addresses(),
+            warned_compile: false,
+        })
+    }
+
+    /// Make RFLAGS in the guest state exact (before the interpreter or anyone else looks).
+    pub fn sync_flags(&mut self, ctx: &mut JitCtx) {
+        if ctx.cc_op != cc::NONE {
+            let s = crate::flags::status(ctx.cc_op, ctx.cc_a, ctx.cc_b, ctx.cc_r);
+            let rf = (self.interp.state().rflags & !fl::STATUS) | s;
+            self.interp.set_rflags(rf);
+            ctx.cc_op = cc::NONE;
+        }
+    }
+
+    /// Count the instructions generated code retired since the last call.
+    fn account(&mut self, ctx: &JitCtx) {
+        let n = self.budget_mark - ctx.budget;
+        if n > 0 {
+            self.interp.add_retired(n as u64);
+            self.stats.jit_insns += n as u64;
+        }
+        self.budget_mark = ctx.budget;
+    }
+
+    /// Start of a `run` call: anything may have written guest memory while the vCPU was
+    /// outside (device DMA, the board loading images).
+    pub fn begin_run(&mut self, ctx: &mut JitCtx) {
+        ctx.code_epoch += 1;
+        ctx.exit_slot = 0;
+        self.pending_link = None;
+        ctx.state = self.interp.state_ptr();
+        self.budget_mark = ctx.budget;
+    }
+
+    /// End of a `run` call: leave an exact state behind.
+    pub fn end_run(&mut self, ctx: &mut JitCtx) {
+        self.account(ctx);
+        self.sync_flags(ctx);
+        self.pending_link = None;
+    }
+
+    /// Flush what depends on translations and mode when those changed.
+    fn check_translation_state(&mut self, ctx: &mut JitCtx) {
+        let g = self.interp.tlb_generation();
+        if g != self.last_gen {
+            ctx.flush_tlb();
+            ctx.flush_jc();
+            self.cache.unlink_cross_page();
+            self.last_gen = g;
+        }
+        let m = mode_key(self.interp.state());
+        if m != self.last_mode {
+            ctx.flush_tlb();
+            ctx.flush_jc();
+            self.last_mode = m;
+        }
+    }
+
+    /// Run the interpreter: one fallback instruction (`fallback`: its block), or a small batch
+    /// when the JIT cannot run this code at all.
+    fn step_interp(&mut self, ctx: &mut JitCtx, io: &dyn VmIo, fallback: Option<u32>) -> Next {
+        self.sync_flags(ctx);
+        let (result, writes) = match fallback {
+            Some(id) => {
+                let b = &self.cache.blocks[id as usize];
+                let writes = b.writes_mem;
+                let name = format!("{:?}", b.mnemonic).to_lowercase();
+                *self.stats.fallbacks.entry(name).or_insert(0) += 1;
+                (self.interp.step(io), writes)
+            }
+            None => {
+                let before = self.interp.instructions();
+                let single = self.interp_only || self.interp.state().in_64bit_mode();
+                let r = if single { self.interp.step(io) } else { self.interp.run_batch(io, INTERP_BATCH) };
+                self.stats.interp_insns += self.interp.instructions() - before;
+                (r, true)
+            }
+        };
+        if writes {
+            ctx.code_epoch += 1;
+        }
+        if result == StepResult::Shutdown {
+            return Next::Exit(VcpuExit::Shutdown);
+        }
+        Next::Again
+    }
+
+    /// Decide what to run next.
+    pub fn next(&mut self, ctx: &mut JitCtx, io: &dyn VmIo) -> Next {
+        let pending = self.pending_link.take();
+        if self.kicker.take() {
+            return Next::Exit(VcpuExit::Kicked);
+        }
+        if self.interp.state().halted {
+            return Next::Exit(VcpuExit::Halted);
+        }
+        if ctx.budget <= 0 {
+            self.account(ctx);
+            ctx.budget = BATCH;
+            self.budget_mark = BATCH;
+        }
+        self.check_translation_state(ctx);
+        let st = self.interp.state();
+        if self.interp_only || !st.in_64bit_mode() || st.rflags & fl::TF != 0 || st.interrupt_shadow {
+            return self.step_interp(ctx, io, None);
+        }
+        let rip = st.rip;
+        if !cpu::interp::cx::canonical(rip) {
+            return self.step_interp(ctx, io, None);
+        }
+        if pending.is_none() {
+            let j = ctx.jc[jc_index(rip)];
+            if j.rip == rip && j.func != 0 {
+                ctx.state = self.interp.state_ptr();
+                return Next::Enter(j.func as usize);
+            }
+        }
+        let e = match self.interp.translate(rip, Access::Exec) {
+            Ok(e) if !e.host.is_null() => e,
+            _ => return self.step_interp(ctx, io, None),
+        };
+        let key = Key { phys: e.phys | (rip & 0xfff), rip, mode: self.last_mode };
+        let id = match self.cache.lookup(&key) {
+            Some(id) => id,
+            None => match self.translate_block(ctx, key) {
+                Ok(id) => id,
+                Err(e) => return Next::Fail(e),
+            },
+        };
+        let func = self.cache.blocks[id as usize].func;
+        if func == 0 {
+            return self.step_interp(ctx, io, Some(id));
+        }
+        if let Some(slot) = pending {
+            self.cache.link(slot, id);
+        }
+        ctx.jc[jc_index(rip)] = JcSlot { rip, func: func as u64 };
+        ctx.state = self.interp.state_ptr();
+        Next::Enter(func)
+    }
+
+    /// Handle a block's exit code. Returns an exit for `run` when there is one.
+    pub fn after(&mut self, ctx: &mut JitCtx, io: &dyn VmIo, code: u64) -> Option<VcpuExit> {
+        self.account(ctx);
+        self.stats.dispatches += 1;
+        match code {
+            exit::NEXT => {
+                if ctx.exit_slot != 0 {
+                    self.pending_link = Some((ctx.exit_slot - 1) as u32);
+                    ctx.exit_slot = 0;
+                }
+            }
+            exit::FAULT => {
+                self.stats.faults += 1;
+                self.sync_flags(ctx);
+                let f = Fault {
+                    vector: ctx.fault_vector as u8,
+                    code: if ctx.fault_code == u64::MAX { None } else { Some(ctx.fault_code as u32) },
+                    addr: ctx.fault_addr,
+                };
+                // Exception delivery pushes onto the (new) stack: memory the JIT did not see.
+                ctx.code_epoch += 1;
+                if self.interp.deliver_fault(io, f) == StepResult::Shutdown {
+                    return Some(VcpuExit::Shutdown);
+                }
+            }
+            exit::REVALIDATE => {
+                let rip = self.interp.state().rip;
+                if let Ok(e) = self.interp.translate(rip, Access::Exec) {
+                    let ram = self.interp.ram().clone();
+                    self.cache.validate_page(ctx, &ram, e.phys);
+                }
+            }
+            _ => {}
+        }
+        None
+    }
+
+    /// Drop every block and start a new code generation (the code arena is full).
+    fn new_generation(&mut self, ctx: &mut JitCtx) -> Result<(), JitError> {
+        let fresh = Codegen::new()?;
+        let old = std::mem::replace(&mut self.cg, fresh);
+        self.cache = Cache::default();
+        ctx.flush_jc();
+        ctx.exit_slot = 0;
+        self.pending_link = None;
+        // Code pages are plain RAM again: their stores may use the write TLB.
+        codegen::retire(old);
+        self.stats.generations += 1;
+        Ok(())
+    }
+
+    fn guest_listing(plan: &Plan) -> String {
+        let mut out = String::new();
+        let mut fmt = IntelFormatter::new();
+        for ins in &plan.insns {
+            let mut s = String::new();
+            fmt.format(&ins.i, &mut s);
+            out.push_str(&format!("  {:016x}  {}\n", ins.i.ip(), s));
+        }
+        out
+    }
+
+    /// Translate the block at `key` (the RIP's page is RAM or ROM).
+    fn translate_block(&mut self, ctx: &mut JitCtx, key: Key) -> Result<u32, JitError> {
+        let t0 = Instant::now();
+        if self.cg.nearly_full() {
+            self.new_generation(ctx)?;
+        }
+        let ram = self.interp.ram().clone();
+        let page = key.phys & !0xfff;
+        if self.cache.is_code_page(page) {
+            self.cache.validate_page(ctx, &ram, page);
+        }
+        let off = (key.phys & 0xfff) as usize;
+        let mut bytes = vec![0u8; 4096 - off];
+        ram.read(key.phys, &mut bytes);
+        let plan = translate::decode(&bytes, key.rip);
+        let (cell, new_page) = self.cache.page_cell(ctx, page);
+        if new_page {
+            self.drop_write_entries(ctx, page);
+        }
+        let first = Decoder::with_ip(64, &bytes, key.rip, DecoderOptions::NONE).decode();
+        let mut block = Block {
+            key,
+            len: plan.len as u32,
+            func: 0,
+            insns: plan.insns.len() as u32,
+            mnemonic: first.mnemonic(),
+            writes_mem: may_write_memory(&first),
+            slots: [NO_SLOT; 2],
+            incoming: Vec::new(),
+            live: true,
+        };
+        if !plan.insns.is_empty() {
+            let slots = self.cache.alloc_slots();
+            let w = &self.cache.words;
+            let env = BlockEnv {
+                cell: w.addr(cell),
+                slots: [(w.addr(slots[0]), slots[0]), (w.addr(slots[1]), slots[1])],
+                helpers: self.helpers,
+                call_conv: self.cg.call_conv(),
+            };
+            let listing = self.dump.then(|| Self::guest_listing(&plan));
+            match self.cg.compile_block(|b| translate::build(b, &plan, key.rip, env), listing.as_deref()) {
+                Ok((addr, size)) => {
+                    block.func = addr;
+                    block.slots = slots;
+                    self.stats.code_bytes += size as u64;
+                    self.stats.translated_insns += plan.insns.len() as u64;
+                }
+                Err(e) => {
+                    if !self.warned_compile {
+                        tracing::warn!("JIT: compiling the block at {:#x} failed ({e}); using the interpreter there", key.rip);
+                        self.warned_compile = true;
+                    }
+                    block.len = first.len().max(1) as u32;
+                    block.insns = 0;
+                    block.writes_mem = true;
+                }
+            }
+        }
+        let len = (block.len as usize).min(bytes.len());
+        let id = self.cache.add(block, &bytes[..len]);
+        self.stats.translated += 1;
+        self.stats.translate_ns += t0.elapsed().as_nanos() as u64;
+        Ok(id)
+    }
+}

@@ -1,0 +1,108 @@
+//! The extern "C" slow-path helpers generated code calls: memory accesses that miss the soft
+//! TLB, and flag materialization. They never unwind and never panic on guest input: every
+//! outcome is a status code (`translate::status`) with results and faults left in `JitCtx`.
+//!
+//! This is one of the few modules with unsafe code: a helper receives the raw `JitCtx`
+//! pointer generated code was entered with and reaches the engine and the current `VmIo`
+//! through it.
+
+use cranelift_codegen::ir::{AbiParam, Signature, types};
+use cranelift_codegen::isa::CallConv;
+
+use cpu::{Fault, VmIo};
+
+use crate::ctx::JitCtx;
+use crate::engine::Engine;
+use crate::translate::{HelperAddrs, status};
+
+/// Signature of `jit_load`.
+pub fn load_signature(cc: CallConv) -> Signature {
+    let mut s = Signature::new(cc);
+    s.params.extend([AbiParam::new(types::I64); 3]);
+    s.returns.push(AbiParam::new(types::I64));
+    s
+}
+
+/// Signature of `jit_store`.
+pub fn store_signature(cc: CallConv) -> Signature {
+    let mut s = Signature::new(cc);
+    s.params.extend([AbiParam::new(types::I64); 4]);
+    s.returns.push(AbiParam::new(types::I64));
+    s
+}
+
+/// Signature of `jit_flags`.
+pub fn flags_signature(cc: CallConv) -> Signature {
+    let mut s = Signature::new(cc);
+    s.params.push(AbiParam::new(types::I64));
+    s.returns.push(AbiParam::new(types::I64));
+    s
+}
+
+/// The helpers' addresses.
+pub fn addresses() -> HelperAddrs {
+    HelperAddrs {
+        load: jit_load as *const () as u64,
+        store: jit_store as *const () as u64,
+        flags: jit_flags as *const () as u64,
+    }
+}
+
+/// The context, the engine and the I/O interface a helper works with.
+///
+/// # Safety
+/// `ctx` must be the context generated code was entered with by `Engine::run`, which set
+/// `engine` and `io` for the duration of the call and holds no reference to either while
+/// generated code runs.
+unsafe fn parts<'a>(ctx: *mut JitCtx) -> (&'a mut JitCtx, &'a mut Engine, &'a dyn VmIo) {
+    // SAFETY: per the function contract, ctx is valid and exclusively ours during the call;
+    // `engine` points to the live engine (a separate allocation from the context) and `io` to
+    // a `&dyn VmIo` on the run loop's stack frame, which outlives the generated code's call.
+    unsafe {
+        let c = &mut *ctx;
+        let eng = &mut *(c.engine as *mut Engine);
+        let io = *(c.io as *const &dyn VmIo);
+        (c, eng, io)
+    }
+}
+
+fn set_fault(ctx: &mut JitCtx, f: Fault) -> u64 {
+    ctx.fault_vector = u64::from(f.vector);
+    ctx.fault_code = f.code.map_or(u64::MAX, u64::from);
+    ctx.fault_addr = f.addr;
+    status::FAULT
+}
+
+/// Load `info & 0xff` bytes at linear `lin` (`info` bit 8: through SS) into `helper_val`.
+extern "C" fn jit_load(ctx: *mut JitCtx, lin: u64, info: u64) -> u64 {
+    // SAFETY: called only from generated code, which passes its own context argument.
+    let (c, eng, io) = unsafe { parts(ctx) };
+    let size = (info & 0xff) as u32;
+    match eng.load_slow(c, io, lin, size, info & (1 << 8) != 0) {
+        Ok(v) => {
+            c.helper_val = v;
+            status::OK
+        }
+        Err(f) => set_fault(c, f),
+    }
+}
+
+/// Store the low `info & 0xff` bytes of `val` at linear `lin`.
+extern "C" fn jit_store(ctx: *mut JitCtx, lin: u64, val: u64, info: u64) -> u64 {
+    // SAFETY: called only from generated code, which passes its own context argument.
+    let (c, eng, io) = unsafe { parts(ctx) };
+    let size = (info & 0xff) as u32;
+    match eng.store_slow(c, io, lin, size, info & (1 << 8) != 0, val) {
+        Ok(true) => status::SMC,
+        Ok(false) => status::OK,
+        Err(f) => set_fault(c, f),
+    }
+}
+
+/// Materialize RFLAGS from the lazy record in the context; returns it.
+extern "C" fn jit_flags(ctx: *mut JitCtx) -> u64 {
+    // SAFETY: called only from generated code, which passes its own context argument.
+    let (c, eng, _) = unsafe { parts(ctx) };
+    eng.sync_flags(c);
+    eng.interp.state().rflags
+}

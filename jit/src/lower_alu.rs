@@ -1,0 +1,82 @@
+//! Integer arithmetic and logic: ADD ADC SUB SBB CMP AND OR XOR TEST INC DEC NEG NOT
+//! (SDM Vol. 2A/2B), with register, immediate and memory operands of every width.
+
+use cranelift_codegen::ir::InstBuilder;
+use iced_x86::Mnemonic;
+
+use crate::flags::{ArithOp, Lazy};
+use crate::lower::Flow;
+use crate::translate::{Insn, Translator};
+
+/// Lower one ALU instruction.
+pub fn lower(t: &mut Translator, ins: &Insn) -> Flow {
+    use Mnemonic::*;
+    let m = ins.i.mnemonic();
+    let size = t.osize(ins);
+    let dst = t.opnd(ins, 0, size);
+    match m {
+        Inc | Dec => {
+            let a = t.read(dst);
+            let cf = t.carry_i64();
+            let r = if m == Inc { t.b.ins().iadd_imm_s(a, 1) } else { t.b.ins().iadd_imm_s(a, -1) };
+            t.write(dst, r);
+            t.lazy = Lazy::IncDec { dec: m == Dec, size, a, r, cf };
+        }
+        Neg => {
+            let a = t.read(dst);
+            let zero = t.imm(size, 0);
+            let r = t.b.ins().isub(zero, a);
+            t.write(dst, r);
+            t.lazy = Lazy::Arith { op: ArithOp::Sub, size, a: zero, b: a, r };
+        }
+        Not => {
+            let a = t.read(dst);
+            let r = t.b.ins().bnot(a);
+            t.write(dst, r);
+        }
+        _ => {
+            let src = t.opnd(ins, 1, size);
+            let b = t.read(src);
+            let a = t.read(dst);
+            let (r, lazy) = match m {
+                Add => {
+                    let r = t.b.ins().iadd(a, b);
+                    (r, Lazy::Arith { op: ArithOp::Add, size, a, b, r })
+                }
+                Sub | Cmp => {
+                    let r = t.b.ins().isub(a, b);
+                    (r, Lazy::Arith { op: ArithOp::Sub, size, a, b, r })
+                }
+                Adc | Sbb => {
+                    let c64 = t.carry_i64();
+                    let c = t.trunc(c64, size);
+                    let (r, op) = if m == Adc {
+                        let s = t.b.ins().iadd(a, b);
+                        (t.b.ins().iadd(s, c), ArithOp::Adc)
+                    } else {
+                        let s = t.b.ins().isub(a, b);
+                        (t.b.ins().isub(s, c), ArithOp::Sbb)
+                    };
+                    (r, Lazy::Arith { op, size, a, b, r })
+                }
+                And | Test => {
+                    let r = t.b.ins().band(a, b);
+                    (r, Lazy::Logic { size, r })
+                }
+                Or => {
+                    let r = t.b.ins().bor(a, b);
+                    (r, Lazy::Logic { size, r })
+                }
+                _ => {
+                    let r = t.b.ins().bxor(a, b);
+                    (r, Lazy::Logic { size, r })
+                }
+            };
+            if !matches!(m, Cmp | Test) {
+                t.write(dst, r);
+            }
+            t.lazy = lazy;
+        }
+    }
+    Flow::Next
+}

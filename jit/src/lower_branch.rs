@@ -1,0 +1,54 @@
+//! Near control transfer in 64-bit mode: JMP, Jcc, CALL (relative, register, memory), RET
+//! (SDM Vol. 2A/2B). Static targets end the block with chained exits; computed targets go
+//! through the jump cache.
+
+use cranelift_codegen::ir::InstBuilder;
+use iced_x86::{Mnemonic, OpKind};
+
+use cpu::state::gpr;
+
+use crate::lower::{Flow, is_jcc};
+use crate::translate::{Insn, Translator};
+
+/// Lower one branch; it always ends the block.
+pub fn lower(t: &mut Translator, ins: &Insn) -> Flow {
+    let i = &ins.i;
+    let direct = i.op_kind(0) == OpKind::NearBranch64;
+    match i.mnemonic() {
+        Mnemonic::Jmp if direct => t.jump_static(i.near_branch_target()),
+        Mnemonic::Jmp => {
+            let op = t.opnd(ins, 0, 8);
+            let target = t.read(op);
+            t.check_canonical(target);
+            t.jump_indirect(target);
+        }
+        Mnemonic::Call => {
+            let ret = t.imm64(i.next_ip());
+            if direct {
+                t.push64(ret);
+                t.jump_static(i.near_branch_target());
+            } else {
+                let op = t.opnd(ins, 0, 8);
+                let target = t.read(op);
+                t.check_canonical(target);
+                t.push64(ret);
+                t.jump_indirect(target);
+            }
+        }
+        Mnemonic::Ret => {
+            let rsp = t.gpr(gpr::RSP);
+            let target = t.load_mem(rsp, 8, true);
+            t.check_canonical(target);
+            let pop = 8 + if i.op_count() > 0 { i.immediate(0) & 0xffff } else { 0 };
+            let nsp = t.b.ins().iadd_imm_s(rsp, pop as i64);
+            t.set_gpr(gpr::RSP, nsp);
+            t.jump_indirect(target);
+        }
+        _ => {
+            debug_assert!(is_jcc(i));
+            let c = t.cond(i.condition_code());
+            t.jump_cond(c, i.near_branch_target(), i.next_ip());
+        }
+    }
+    Flow::End
+}

@@ -1,0 +1,596 @@
+//! Guest block → Cranelift IR (64-bit mode code).
+//!
+//! A block is decoded with iced-x86 from the guest-physical bytes at RIP, never crossing its
+//! 4 KiB page, and ends at a control transfer, before an instruction the JIT does not
+//! translate, or after `MAX_INSNS` instructions. The generated function:
+//!
+//! - prologue: checks the page's validity cell against `JitCtx::code_epoch` (exit 2 when they
+//!   differ, so the run loop revalidates the page), checks the instruction budget (exit 0 when
+//!   it is spent), counts the block, loads the 16 GPRs into Cranelift variables (unused loads
+//!   are removed by the optimizer);
+//! - body: one lowering per instruction (`lower_*.rs`); registers live in variables, flags in
+//!   the translate-time lazy state (`flags.rs`), memory goes through the inline soft-TLB fast
+//!   path (`tlb.rs`) with a helper call on a miss;
+//! - exits: every exit stores the dirty registers, the lazy flags (to `JitCtx`), RIP and the
+//!   budget, then either tail-calls the next block (through a chaining slot for static targets,
+//!   the jump cache for indirect ones) or returns an exit code to the run loop. A fault exit
+//!   leaves the state exactly as before the faulting instruction.
+//!
+//! A block whose last instruction jumps back to its own start is compiled as a loop inside the
+//! function: registers stay in host registers across iterations.
+
+use cranelift_codegen::ir::{
+    Block, BlockArg, InstBuilder, MemFlagsData, SigRef, Type, Value, condcodes::IntCC, types,
+};
+use cranelift_frontend::{FunctionBuilder, Variable};
+use iced_x86::{Decoder, DecoderOptions, Instruction, Mnemonic};
+
+use crate::flags::Lazy;
+use crate::offsets;
+
+/// Most instructions in one block.
+pub const MAX_INSNS: usize = 48;
+
+/// Exit codes a block function returns to the run loop.
+pub mod exit {
+    /// Continue at `CpuState::rip` (block end, chaining miss, budget spent, SMC).
+    pub const NEXT: u64 = 0;
+    /// Deliver the fault in `JitCtx::fault_*`; the state is at the faulting instruction.
+    pub const FAULT: u64 = 1;
+    /// The block's page must be revalidated; nothing was executed.
+    pub const REVALIDATE: u64 = 2;
+}
+
+/// Helper status codes (returned by `helpers.rs`).
+pub mod status {
+    /// Done.
+    pub const OK: u64 = 0;
+    /// A fault is pending in the context.
+    pub const FAULT: u64 = 1;
+    /// Done, and translated code was invalidated: leave the block after this instruction.
+    pub const SMC: u64 = 2;
+}
+
+/// One decoded guest instruction.
+#[derive(Clone, Copy, Debug)]
+pub struct Insn {
+    /// The instruction (decoded at its RIP).
+    pub i: Instruction,
+    /// Address size in bytes (4 or 8).
+    pub asz: u32,
+}
+
+/// A decoded block.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// The instructions to translate (may be empty: the first one is a fallback).
+    pub insns: Vec<Insn>,
+    /// Guest bytes the block covers (at least one, even for a fallback).
+    pub len: usize,
+    /// The first instruction not in the block when the block ends without a control transfer.
+    pub fallthrough: Option<u64>,
+    /// The mnemonic of the instruction the block stops before, if it stopped for that reason.
+    pub stopped_at: Option<Mnemonic>,
+}
+
+/// Decode a block from `bytes` (the guest bytes from RIP to the end of its page).
+pub fn decode(bytes: &[u8], rip: u64) -> Plan {
+    let mut dec = Decoder::with_ip(64, bytes, rip, DecoderOptions::NONE);
+    let mut insns = Vec::new();
+    let mut len = 0usize;
+    let mut stopped_at = None;
+    let mut ends_in_branch = false;
+    while insns.len() < MAX_INSNS && dec.can_decode() {
+        let i = dec.decode();
+        if i.is_invalid() {
+            break;
+        }
+        if !crate::lower::supported(&i) {
+            stopped_at = Some(i.mnemonic());
+            if insns.is_empty() {
+                len = i.len();
+            }
+            break;
+        }
+        let asz = u32::from(cpu::interp::decode::address_size(&bytes[len..len + i.len()], 64));
+        len += i.len();
+        let branch = crate::lower::ends_block(&i);
+        insns.push(Insn { i, asz });
+        if branch {
+            ends_in_branch = true;
+            break;
+        }
+    }
+    let fallthrough = if ends_in_branch { None } else { Some(rip.wrapping_add(len as u64)) };
+    Plan { insns, len: len.max(1), fallthrough, stopped_at }
+}
+
+/// Addresses of the extern "C" helpers generated code calls.
+#[derive(Clone, Copy, Debug)]
+pub struct HelperAddrs {
+    /// `jit_load(ctx, lin, info) -> status`.
+    pub load: u64,
+    /// `jit_store(ctx, lin, value, info) -> status`.
+    pub store: u64,
+    /// `jit_flags(ctx) -> rflags`.
+    pub flags: u64,
+}
+
+/// What the cache provides for one block.
+#[derive(Clone, Copy, Debug)]
+pub struct BlockEnv {
+    /// Address of the page's validity cell.
+    pub cell: u64,
+    /// Address and word id of the block's two chaining slots.
+    pub slots: [(u64, u32); 2],
+    /// Helper addresses.
+    pub helpers: HelperAddrs,
+    /// The host's C calling convention (for helper calls).
+    pub call_conv: cranelift_codegen::isa::CallConv,
+}
+
+/// Signatures of the calls generated code makes.
+#[derive(Clone, Copy, Debug)]
+pub struct Sigs {
+    /// Load helper.
+    pub load: SigRef,
+    /// Store helper.
+    pub store: SigRef,
+    /// Flags helper.
+    pub flags: SigRef,
+    /// Block functions (tail calls).
+    pub block: SigRef,
+}
+
+/// Flags for loads and stores of engine-owned memory (state, context, slots).
+pub fn trusted() -> MemFlagsData {
+    MemFlagsData::trusted()
+}
+
+/// The Cranelift type of an operand of `size` bytes.
+pub fn ty(size: u32) -> Type {
+    match size {
+        1 => types::I8,
+        2 => types::I16,
+        4 => types::I32,
+        _ => types::I64,
+    }
+}
+
+/// Mask of the low `size` bytes.
+pub fn mask(size: u32) -> u64 {
+    cpu::interp::cx::mask(size)
+}
+
+/// The per-block translation state.
+pub struct Translator<'a, 'b> {
+    /// The function builder.
+    pub b: &'a mut FunctionBuilder<'b>,
+    /// The `JitCtx` pointer.
+    pub ctx: Value,
+    /// The `CpuState` pointer.
+    pub st: Value,
+    regs: [Variable; 16],
+    /// Registers written so far (bit n: GPR n), stored back at exits.
+    pub dirty: u16,
+    /// The flags as the instructions so far left them.
+    pub lazy: Lazy,
+    bud: Variable,
+    n: i64,
+    /// Instructions completed before the current one.
+    pub done: i64,
+    /// Address of the current instruction.
+    pub ip: u64,
+    /// Address of the next instruction.
+    pub next_ip: u64,
+    start: u64,
+    loop_hdr: Option<Block>,
+    fault_blk: Option<Block>,
+    /// Set by a store miss path that invalidated code: the join value to test after the
+    /// current instruction.
+    pub smc: Option<Value>,
+    /// Call signatures.
+    pub sigs: Sigs,
+    /// The environment.
+    pub env: BlockEnv,
+    next_slot: usize,
+}
+
+impl std::fmt::Debug for Translator<'_, '_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Translator").field("ip", &self.ip).finish()
+    }
+}
+
+/// Whether the block is a loop: its last instruction may jump back to its first.
+fn self_loop(plan: &Plan, start: u64) -> bool {
+    plan.insns.last().is_some_and(|l| {
+        let i = &l.i;
+        crate::lower::static_target(i) == Some(start)
+    })
+}
+
+/// Build the IR of `plan` (at least one instruction) starting at `start`.
+pub fn build(b: &mut FunctionBuilder, plan: &Plan, start: u64, env: BlockEnv) {
+    let entry = b.create_block();
+    b.append_block_params_for_function_params(entry);
+    b.switch_to_block(entry);
+    let ctx = b.block_params(entry)[0];
+    let sigs = Sigs {
+        load: b.import_signature(crate::helpers::load_signature(env.call_conv)),
+        store: b.import_signature(crate::helpers::store_signature(env.call_conv)),
+        flags: b.import_signature(crate::helpers::flags_signature(env.call_conv)),
+        block: b.import_signature(crate::codegen::block_signature()),
+    };
+    let n = plan.insns.len() as i64;
+
+    // Prologue: page validity, then the budget.
+    let cell_addr = b.ins().iconst(types::I64, env.cell as i64);
+    let cell = b.ins().load(types::I64, trusted(), cell_addr, 0);
+    let epoch = b.ins().load(types::I64, trusted(), ctx, offsets::ctx::CODE_EPOCH);
+    let valid = b.ins().icmp(IntCC::Equal, cell, epoch);
+    let budget_blk = b.create_block();
+    let reval = b.create_block();
+    b.ins().brif(valid, budget_blk, &[], reval, &[]);
+    b.set_cold_block(reval);
+    b.switch_to_block(reval);
+    let code = b.ins().iconst(types::I64, exit::REVALIDATE as i64);
+    b.ins().return_(&[code]);
+
+    b.switch_to_block(budget_blk);
+    let b0 = b.ins().load(types::I64, trusted(), ctx, offsets::ctx::BUDGET);
+    let ok = b.ins().icmp_imm_s(IntCC::SignedGreaterThan, b0, 0);
+    let go = b.create_block();
+    let out = b.create_block();
+    b.ins().brif(ok, go, &[], out, &[]);
+    b.set_cold_block(out);
+    b.switch_to_block(out);
+    let code = b.ins().iconst(types::I64, exit::NEXT as i64);
+    b.ins().return_(&[code]);
+
+    b.switch_to_block(go);
+    let bud = b.declare_var(types::I64);
+    let b1 = b.ins().iadd_imm_s(b0, -n);
+    b.def_var(bud, b1);
+    count_block(b, ctx);
+    let st = b.ins().load(types::I64, trusted(), ctx, offsets::ctx::STATE);
+    let regs: [Variable; 16] = std::array::from_fn(|k| {
+        let v = b.declare_var(types::I64);
+        let x = b.ins().load(types::I64, trusted(), st, offsets::gpr(k));
+        b.def_var(v, x);
+        v
+    });
+    let is_loop = self_loop(plan, start);
+    let loop_hdr = if is_loop {
+        let h = b.create_block();
+        b.ins().jump(h, &[]);
+        b.switch_to_block(h);
+        Some(h)
+    } else {
+        None
+    };
+    let mut t = Translator {
+        b,
+        ctx,
+        st,
+        regs,
+        // In a loop, any register may have been changed by an earlier iteration.
+        dirty: if is_loop { 0xffff } else { 0 },
+        lazy: Lazy::Dynamic,
+        bud,
+        n,
+        done: 0,
+        ip: start,
+        next_ip: start,
+        start,
+        loop_hdr,
+        fault_blk: None,
+        smc: None,
+        sigs,
+        env,
+        next_slot: 0,
+    };
+    let mut ended = false;
+    for ins in &plan.insns {
+        t.ip = ins.i.ip();
+        t.next_ip = ins.i.next_ip();
+        t.fault_blk = None;
+        t.smc = None;
+        let flow = crate::lower::lower(&mut t, ins);
+        if flow == crate::lower::Flow::End {
+            ended = true;
+            break;
+        }
+        t.done += 1;
+        if let Some(smc) = t.smc.take() {
+            // A store invalidated translated code (maybe this block's): leave now.
+            let cont = t.b.create_block();
+            let leave = t.b.create_block();
+            t.b.ins().brif(smc, leave, &[], cont, &[]);
+            t.b.set_cold_block(leave);
+            t.b.switch_to_block(leave);
+            let next = t.next_ip;
+            t.exit_to_run_loop(next, t.done);
+            t.b.switch_to_block(cont);
+        }
+    }
+    if !ended {
+        let target = plan.fallthrough.unwrap_or(t.next_ip);
+        t.jump_static(target);
+    }
+}
+
+fn count_block(b: &mut FunctionBuilder, ctx: Value) {
+    let n = b.ins().load(types::I64, trusted(), ctx, offsets::ctx::BLOCKS);
+    let n1 = b.ins().iadd_imm_s(n, 1);
+    b.ins().store(trusted(), n1, ctx, offsets::ctx::BLOCKS);
+}
+
+impl Translator<'_, '_> {
+    // ---- constants and conversions ------------------------------------------------------
+
+    /// An integer constant of `size` bytes (masked).
+    pub fn imm(&mut self, size: u32, v: u64) -> Value {
+        let v = v & mask(size);
+        if size == 8 {
+            self.b.ins().iconst(types::I64, v as i64)
+        } else {
+            self.b.ins().iconst(ty(size), v as i64)
+        }
+    }
+
+    /// A 64-bit constant.
+    pub fn imm64(&mut self, v: u64) -> Value {
+        self.b.ins().iconst(types::I64, v as i64)
+    }
+
+    /// Zero-extend a `size`-byte value to 64 bits.
+    pub fn zext64(&mut self, v: Value, size: u32) -> Value {
+        if size >= 8 { v } else { self.b.ins().uextend(types::I64, v) }
+    }
+
+    /// Sign-extend a `size`-byte value to 64 bits.
+    pub fn sext64(&mut self, v: Value, size: u32) -> Value {
+        if size >= 8 { v } else { self.b.ins().sextend(types::I64, v) }
+    }
+
+    /// Truncate a 64-bit value to `size` bytes.
+    pub fn trunc(&mut self, v: Value, size: u32) -> Value {
+        if size >= 8 { v } else { self.b.ins().ireduce(ty(size), v) }
+    }
+
+    /// Convert between operand sizes: truncate, or zero-extend.
+    pub fn resize(&mut self, v: Value, from: u32, to: u32) -> Value {
+        if from == to {
+            v
+        } else if from > to {
+            self.b.ins().ireduce(ty(to), v)
+        } else {
+            self.b.ins().uextend(ty(to), v)
+        }
+    }
+
+    // ---- registers ----------------------------------------------------------------------
+
+    /// The full 64-bit value of GPR `n`.
+    pub fn gpr(&mut self, n: usize) -> Value {
+        self.b.use_var(self.regs[n & 15])
+    }
+
+    /// Set the full 64-bit value of GPR `n`.
+    pub fn set_gpr(&mut self, n: usize, v: Value) {
+        self.b.def_var(self.regs[n & 15], v);
+        self.dirty |= 1 << (n & 15);
+    }
+
+    /// Read a register of `size` bytes (`high`: AH/CH/DH/BH).
+    pub fn get_reg(&mut self, n: u8, high: bool, size: u32) -> Value {
+        let full = self.gpr(n as usize);
+        if high {
+            let s = self.b.ins().ushr_imm_s(full, 8);
+            self.b.ins().ireduce(types::I8, s)
+        } else {
+            self.trunc(full, size)
+        }
+    }
+
+    /// Write a register of `size` bytes: 32-bit writes zero the upper half, 8- and 16-bit
+    /// writes keep the other bits.
+    pub fn set_reg(&mut self, n: u8, high: bool, size: u32, v: Value) {
+        let new = if high {
+            let old = self.gpr(n as usize);
+            let cleared = self.b.ins().band_imm_s(old, !0xff00i64);
+            let ext = self.b.ins().uextend(types::I64, v);
+            let sh = self.b.ins().ishl_imm_s(ext, 8);
+            self.b.ins().bor(cleared, sh)
+        } else {
+            match size {
+                8 => v,
+                4 => self.b.ins().uextend(types::I64, v),
+                _ => {
+                    let old = self.gpr(n as usize);
+                    let cleared = self.b.ins().band_imm_s(old, !(mask(size) as i64));
+                    let ext = self.b.ins().uextend(types::I64, v);
+                    self.b.ins().bor(cleared, ext)
+                }
+            }
+        };
+        self.set_gpr(n as usize, new);
+    }
+
+    // ---- exits ----------------------------------------------------------------------------
+
+    fn store_ctx(&mut self, v: Value, off: i32) {
+        self.b.ins().store(trusted(), v, self.ctx, off);
+    }
+
+    /// Store the dirty registers and the lazy flags into the guest state.
+    fn writeback(&mut self) {
+        for n in 0..16 {
+            if self.dirty & (1 << n) != 0 {
+                let v = self.gpr(n);
+                self.b.ins().store(trusted(), v, self.st, offsets::gpr(n));
+            }
+        }
+        let lazy = self.lazy;
+        self.flush_lazy(lazy);
+    }
+
+    /// Store the budget left after `k` of the block's instructions retired.
+    fn store_budget(&mut self, k: i64) {
+        let bud = self.b.use_var(self.bud);
+        let v = self.b.ins().iadd_imm_s(bud, self.n - k);
+        self.store_ctx(v, offsets::ctx::BUDGET);
+    }
+
+    fn ret(&mut self, code: u64) {
+        let c = self.b.ins().iconst(types::I64, code as i64);
+        self.b.ins().return_(&[c]);
+    }
+
+    /// Leave for the run loop with RIP = `rip` after `k` instructions retired.
+    pub fn exit_to_run_loop(&mut self, rip: u64, k: i64) {
+        self.writeback();
+        let r = self.imm64(rip);
+        self.b.ins().store(trusted(), r, self.st, offsets::RIP);
+        self.store_budget(k);
+        self.ret(exit::NEXT);
+    }
+
+    /// The fault exit of the current instruction (state as before it), created on first use.
+    pub fn fault_exit(&mut self) -> Block {
+        if let Some(blk) = self.fault_blk {
+            return blk;
+        }
+        let cur = self.b.current_block().expect("lowering always has a current block");
+        let blk = self.b.create_block();
+        self.b.set_cold_block(blk);
+        self.b.switch_to_block(blk);
+        self.writeback();
+        let r = self.imm64(self.ip);
+        self.b.ins().store(trusted(), r, self.st, offsets::RIP);
+        let done = self.done;
+        self.store_budget(done);
+        self.ret(exit::FAULT);
+        self.b.switch_to_block(cur);
+        self.fault_blk = Some(blk);
+        blk
+    }
+
+    /// Raise `vector` (with error code `code`) at the current instruction: branch to a
+    /// fault exit when `cond` is true.
+    pub fn fault_if(&mut self, cond: Value, vector: u8, code: Option<u32>) {
+        let cur_ok = self.b.create_block();
+        let blk = self.b.create_block();
+        self.b.ins().brif(cond, blk, &[], cur_ok, &[]);
+        self.b.set_cold_block(blk);
+        self.b.switch_to_block(blk);
+        let v = self.imm64(u64::from(vector));
+        self.store_ctx(v, offsets::ctx::FAULT_VECTOR);
+        let c = self.imm64(code.map_or(u64::MAX, u64::from));
+        self.store_ctx(c, offsets::ctx::FAULT_CODE);
+        let f = self.fault_exit();
+        self.b.ins().jump(f, &[]);
+        self.b.switch_to_block(cur_ok);
+    }
+
+    /// End the block with a jump to the static `target`: a loop back edge when it is the
+    /// block's own start, else a chained exit.
+    pub fn jump_static(&mut self, target: u64) {
+        if target == self.start {
+            if let Some(hdr) = self.loop_hdr {
+                self.back_edge(hdr);
+                return;
+            }
+        }
+        self.writeback();
+        let r = self.imm64(target);
+        self.b.ins().store(trusted(), r, self.st, offsets::RIP);
+        let n = self.n;
+        self.store_budget(n);
+        let (slot, slot_id) = self.env.slots[self.next_slot.min(1)];
+        self.next_slot += 1;
+        let sa = self.imm64(slot);
+        let f = self.b.ins().load(types::I64, trusted(), sa, 0);
+        let go = self.b.create_block();
+        let miss = self.b.create_block();
+        self.b.ins().brif(f, go, &[], miss, &[]);
+        self.b.switch_to_block(go);
+        let ctx = self.ctx;
+        self.b.ins().return_call_indirect(self.sigs.block, f, &[ctx]);
+        self.b.switch_to_block(miss);
+        let id = self.imm64(u64::from(slot_id) + 1);
+        self.store_ctx(id, offsets::ctx::EXIT_SLOT);
+        self.ret(exit::NEXT);
+    }
+
+    fn back_edge(&mut self, hdr: Block) {
+        // The lazy flags go to the context: the loop header starts from `Lazy::Dynamic`.
+        let lazy = self.lazy;
+        let saved = lazy;
+        self.flush_lazy(lazy);
+        let cell_addr = self.imm64(self.env.cell);
+        let cell = self.b.ins().load(types::I64, trusted(), cell_addr, 0);
+        let epoch = self.b.ins().load(types::I64, trusted(), self.ctx, offsets::ctx::CODE_EPOCH);
+        let valid = self.b.ins().icmp(IntCC::Equal, cell, epoch);
+        let bud = self.b.use_var(self.bud);
+        let more = self.b.ins().icmp_imm_s(IntCC::SignedGreaterThan, bud, 0);
+        let go_on = self.b.ins().band(valid, more);
+        let again = self.b.create_block();
+        let leave = self.b.create_block();
+        self.b.ins().brif(go_on, again, &[], leave, &[]);
+        self.b.switch_to_block(leave);
+        self.lazy = Lazy::Dynamic;
+        let start = self.start;
+        let n = self.n;
+        self.exit_to_run_loop(start, n);
+        self.b.switch_to_block(again);
+        let nb = self.b.ins().iadd_imm_s(bud, -self.n);
+        self.b.def_var(self.bud, nb);
+        count_block(self.b, self.ctx);
+        self.b.ins().jump(hdr, &[]);
+        self.lazy = saved;
+    }
+
+    /// End the block with a jump to the computed `target` (RET, JMP/CALL through a register
+    /// or memory): through the jump cache, else back to the run loop.
+    pub fn jump_indirect(&mut self, target: Value) {
+        self.writeback();
+        self.b.ins().store(trusted(), target, self.st, offsets::RIP);
+        let n = self.n;
+        self.store_budget(n);
+        let sh = self.b.ins().ushr_imm_s(target, i64::from(offsets::JC_BITS));
+        let h = self.b.ins().bxor(target, sh);
+        let idx = self.b.ins().band_imm_s(h, (offsets::JC_ENTRIES - 1) as i64);
+        let off = self.b.ins().ishl_imm_s(idx, offsets::JC_SLOT_SHIFT);
+        let ent = self.b.ins().iadd(self.ctx, off);
+        let rip = self.b.ins().load(types::I64, trusted(), ent, offsets::ctx::JC + offsets::JC_RIP);
+        let hit = self.b.ins().icmp(IntCC::Equal, rip, target);
+        let go = self.b.create_block();
+        let miss = self.b.create_block();
+        self.b.ins().brif(hit, go, &[], miss, &[]);
+        self.b.switch_to_block(go);
+        let f = self.b.ins().load(types::I64, trusted(), ent, offsets::ctx::JC + offsets::JC_FUNC);
+        let ctx = self.ctx;
+        self.b.ins().return_call_indirect(self.sigs.block, f, &[ctx]);
+        self.b.switch_to_block(miss);
+        self.ret(exit::NEXT);
+    }
+
+    /// End the block with a conditional branch: `cond` true goes to `taken`, else to
+    /// `fallthrough`.
+    pub fn jump_cond(&mut self, cond: Value, taken: u64, fallthrough: u64) {
+        let t = self.b.create_block();
+        let f = self.b.create_block();
+        self.b.ins().brif(cond, t, &[], f, &[]);
+        self.b.switch_to_block(t);
+        self.jump_static(taken);
+        self.b.switch_to_block(f);
+        self.jump_static(fallthrough);
+    }
+
+    /// A block argument list holding `v`.
+    pub fn arg(v: Value) -> [BlockArg; 1] {
+        [BlockArg::Value(v)]
+    }
+}
