@@ -66,7 +66,7 @@ fn stubs64(a: &mut Asm) -> R {
     for v in 0..32u8 {
         a.export(&format!("fault64.{v}"))?;
         if !WITH_ERROR_CODE.contains(&v) {
-            a.push(NO_ERROR_CODE as i32)?;
+            a.push(-1)?;
         }
         a.push(i32::from(v))?;
         a.jmp(common)?;
@@ -74,6 +74,7 @@ fn stubs64(a: &mut Asm) -> R {
     // Stack: vector, error code, RIP, CS, RFLAGS, RSP, SS (the CPU always pushes SS:RSP in
     // long mode), and RAX on top once saved.
     a.set_label(&mut common)?;
+    a.export_label("fault64.common", common);
     a.push(rax)?;
     for (off, var) in [(8, VAR_VECTOR), (16, VAR_ERROR), (24, VAR_RIP), (32, VAR_CS), (48, VAR_RSP), (56, VAR_SS)] {
         a.mov(rax, qword_ptr(rsp + off))?;
@@ -140,7 +141,7 @@ fn stubs32(a: &mut Asm) -> R {
     for v in 0..32u8 {
         a.export(&format!("fault32.{v}"))?;
         if !WITH_ERROR_CODE.contains(&v) {
-            a.push(NO_ERROR_CODE as i32)?;
+            a.push(-1)?;
         }
         a.push(i32::from(v))?;
         a.jmp(common)?;
@@ -148,6 +149,7 @@ fn stubs32(a: &mut Asm) -> R {
     // Stack: vector, error code, EIP, CS, EFLAGS, then ESP and SS only if the privilege level
     // changed; EAX on top once saved.
     a.set_label(&mut common)?;
+    a.export_label("fault32.common", common);
     a.push(eax)?;
     for (off, var) in [(4, VAR_VECTOR), (8, VAR_ERROR), (12, VAR_RIP), (16, VAR_CS), (24, VAR_RSP), (28, VAR_SS)] {
         a.mov(eax, dword_ptr(esp + off))?;
@@ -197,29 +199,27 @@ fn stubs32(a: &mut Asm) -> R {
 /// execution continues right after `body`. Before `body`, the recorded vector is set to
 /// 0xff ("none"), so a missing exception shows up in the vector check.
 pub fn expect_fault(a: &mut Asm, body: impl FnOnce(&mut Asm) -> R) -> R {
-    let mut start = a.create_label();
-    let mut resume = a.create_label();
+    let start = a.unique("fault");
+    let resume = a.unique("resume");
+    let (start_addr, resume_addr) = (a.sym(&start), a.sym(&resume));
     if a.bitness() == 64 {
         a.mov(qword_ptr(VAR_VECTOR), 0xff)?;
         a.mov(qword_ptr(VAR_ERROR), 0xff)?;
-        a.lea(rax, ptr(resume))?;
+        a.mov(rax, resume_addr)?;
         a.mov(qword_ptr(VAR_RESUME), rax)?;
         a.mov(qword_ptr(VAR_EXPECT_NEXT_RIP), rax)?;
-        a.lea(rax, ptr(start))?;
+        a.mov(rax, start_addr)?;
         a.mov(qword_ptr(VAR_EXPECT_FAULT_RIP), rax)?;
     } else {
-        // 32-bit code: labels are absolute addresses.
         a.mov(dword_ptr(VAR_VECTOR as u32), 0xff)?;
         a.mov(dword_ptr(VAR_ERROR as u32), 0xff)?;
-        a.lea(eax, ptr(resume))?;
-        a.mov(dword_ptr(VAR_RESUME as u32), eax)?;
-        a.mov(dword_ptr(VAR_EXPECT_NEXT_RIP as u32), eax)?;
-        a.lea(eax, ptr(start))?;
-        a.mov(dword_ptr(VAR_EXPECT_FAULT_RIP as u32), eax)?;
+        a.mov(dword_ptr(VAR_RESUME as u32), resume_addr as u32)?;
+        a.mov(dword_ptr(VAR_EXPECT_NEXT_RIP as u32), resume_addr as u32)?;
+        a.mov(dword_ptr(VAR_EXPECT_FAULT_RIP as u32), start_addr as u32)?;
     }
-    a.set_label(&mut start)?;
+    a.export(&start)?;
     body(a)?;
-    a.set_label(&mut resume)?;
+    a.export(&resume)?;
     a.nop()
 }
 
@@ -267,4 +267,23 @@ pub fn report_cr2(a: &mut Asm, what: &str, expected: u64) -> R {
         a.mov(eax, dword_ptr(VAR_CR2 as u32))?;
     }
     check(a, &format!("{what}: cr2"), expected)
+}
+
+/// Check that the saved RIP is the last instruction of the `expect_fault` body, which is
+/// `len` bytes long (for bodies that set up registers before the faulting instruction).
+pub fn report_rip_last(a: &mut Asm, what: &str, len: i32) -> R {
+    let wide = a.bitness() == 64;
+    if wide {
+        a.mov(rax, qword_ptr(VAR_RIP))?;
+        a.add(rax, len)?;
+        a.push(rbx)?;
+        a.mov(rbx, qword_ptr(VAR_EXPECT_NEXT_RIP))?;
+    } else {
+        a.mov(eax, dword_ptr(VAR_RIP as u32))?;
+        a.add(eax, len)?;
+        a.push(ebx)?;
+        a.mov(ebx, dword_ptr(VAR_EXPECT_NEXT_RIP as u32))?;
+    }
+    super::rt::check_rbx_quiet(a, &format!("{what}: saved rip is the faulting instruction"))?;
+    if wide { a.pop(rbx) } else { a.pop(ebx) }
 }

@@ -48,8 +48,9 @@ pub const VAR_SS: u64 = VARS + 0x60;
 pub const VAR_RSP: u64 = VARS + 0x68;
 /// Free for the ROM's own use.
 pub const VAR_USER: u64 = VARS + 0x100;
-/// The error-code value the stubs record for vectors that push none.
-pub const NO_ERROR_CODE: u64 = 0xffff_ffff;
+/// The error-code value the stubs record for vectors that push none (-1, sign-extended
+/// when pushed; 32-bit code compares the low half).
+pub const NO_ERROR_CODE: u64 = u64::MAX;
 
 /// The instruction-check state block (see `check`).
 pub const CHECK_STATE: u64 = 0x5000;

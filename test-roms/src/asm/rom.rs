@@ -56,6 +56,8 @@ pub struct Asm<'s> {
     a: CodeAssembler,
     syms: &'s Syms,
     exports: Vec<(String, CodeLabel)>,
+    piece: String,
+    locals: usize,
 }
 
 impl std::fmt::Debug for Asm<'_> {
@@ -79,8 +81,15 @@ impl DerefMut for Asm<'_> {
 
 impl<'s> Asm<'s> {
     /// A fresh assembler of `bits` bits over `syms`.
-    pub fn new(bits: u32, syms: &'s Syms) -> Asm<'s> {
-        Asm { a: CodeAssembler::new(bits).expect("16, 32 or 64 bits"), syms, exports: Vec::new() }
+    pub fn new(bits: u32, syms: &'s Syms, piece: &str) -> Asm<'s> {
+        Asm { a: CodeAssembler::new(bits).expect("16, 32 or 64 bits"), syms, exports: Vec::new(), piece: piece.to_string(), locals: 0 }
+    }
+    /// A fresh symbol name, unique in the ROM (the same sequence on every layout pass), for
+    /// code that needs a label's absolute address as an immediate: `export` it where it
+    /// belongs and read it with `sym`.
+    pub fn unique(&mut self, what: &str) -> String {
+        self.locals += 1;
+        format!("{}.{what}.{}", self.piece, self.locals)
     }
     /// The linear address of another piece or exported label.
     pub fn sym(&self, name: &str) -> u64 {
@@ -326,7 +335,7 @@ impl RomBuilder {
                 let bytes = match &p.body {
                     Body::Data(f) => f(&syms),
                     Body::Code(bits, f) => {
-                        let mut a = Asm::new(*bits, &syms);
+                        let mut a = Asm::new(*bits, &syms, &p.name);
                         f(&mut a).unwrap_or_else(|e| panic!("{}: assembling {}: {e}", self.name, p.name));
                         let ip = if *bits == 16 { off } else { addr };
                         let (code, exports) =

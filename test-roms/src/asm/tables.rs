@@ -196,13 +196,15 @@ pub struct PageTables {
     entries: BTreeMap<u64, u64>,
     /// (table, index) -> child table.
     children: BTreeMap<(u64, u64), u64>,
+    /// Addresses of entries that point at tables.
+    pointers: std::collections::BTreeSet<u64>,
 }
 
 impl PageTables {
     /// Empty tables of `kind`; the root (CR3 target) is the first table allocated.
     pub fn new(kind: Paging) -> PageTables {
         let mut pt =
-            PageTables { kind, root: 0, next: layout::PT_BASE, tables: Vec::new(), entries: BTreeMap::new(), children: BTreeMap::new() };
+            PageTables { kind, root: 0, next: layout::PT_BASE, tables: Vec::new(), entries: BTreeMap::new(), children: BTreeMap::new(), pointers: Default::default() };
         pt.root = pt.alloc();
         pt
     }
@@ -263,6 +265,7 @@ impl PageTables {
                     let flags = if self.kind == Paging::Pae && s == 30 { pte::P } else { pte::P | pte::RW | pte::US };
                     self.entries.insert(addr, t | flags);
                     self.children.insert((table, idx), t);
+                    self.pointers.insert(addr);
                     t
                 }
             };
@@ -280,7 +283,7 @@ impl PageTables {
     /// Set the entry for `virt` at `page_shift`'s level to exactly `value`.
     pub fn map_raw(&mut self, virt: u64, page_shift: u32, value: u64) {
         let addr = self.entry_addr(virt, page_shift);
-        if self.children.values().any(|&t| t == value & !0xfff) {
+        if self.pointers.contains(&addr) {
             panic!("{virt:#x}: would overwrite a table pointer");
         }
         self.entries.insert(addr, value);

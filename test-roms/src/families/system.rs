@@ -176,13 +176,13 @@ pub fn build() -> TestRom {
         })?;
         // The fault is on WRMSR, the body's last instruction.
         faults::report(a, "wrmsr non-canonical lstar", vector::GP, Some(0), SavedRip::Unchecked)?;
-        fault_on_last_instruction(a, "wrmsr non-canonical lstar")?;
+        faults::report_rip_last(a, "wrmsr non-canonical lstar", 2)?;
         faults::expect_fault(a, |a| {
             a.mov(ecx, 0x4000_1234u32)?;
             a.rdmsr()
         })?;
         faults::report(a, "rdmsr unknown msr", vector::GP, Some(0), SavedRip::Unchecked)?;
-        fault_on_last_instruction(a, "rdmsr unknown msr")?;
+        faults::report_rip_last(a, "rdmsr unknown msr", 2)?;
         // Descriptor-table registers.
         let area = 0x4300u64;
         a.sgdt(ptr(area))?;
@@ -273,15 +273,4 @@ pub fn build() -> TestRom {
         exit(a)
     });
     rom.build(EXPECTED)
-}
-
-/// The faulting instruction of the last `expect_fault` is its last one (WRMSR or RDMSR, two
-/// bytes just before the resume point): check the saved RIP against that.
-fn fault_on_last_instruction(a: &mut Asm, what: &str) -> R {
-    a.mov(rax, qword_ptr(layout::VAR_RIP))?;
-    a.add(rax, 2)?;
-    a.push(rbx)?;
-    a.mov(rbx, qword_ptr(layout::VARS + 0x78))?;
-    rt::check_rbx_quiet(a, &format!("{what}: saved rip is the faulting instruction"))?;
-    a.pop(rbx)
 }
