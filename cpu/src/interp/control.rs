@@ -8,6 +8,14 @@ use super::cx::{Cx, canonical, mask};
 use super::interrupt::{self, Source};
 use super::segment::{self, check_ss, null_inaccessible_segments, read_descriptor, set_accessed, to_segment};
 use super::stack::write_flags;
+
+/// IRET loads RF from the popped image too (POPF never changes RF).
+fn iret_flags(cx: &mut Cx, v: u64, size: u32) {
+    write_flags(cx, v, size);
+    if size >= 4 {
+        cx.st.rflags = (cx.st.rflags & !fl::RF) | (v & fl::RF);
+    }
+}
 use crate::fault::Fault;
 use crate::state::{Segment, flags as fl, gpr, msr, seg_attr, sreg};
 
@@ -264,7 +272,7 @@ fn iret(cx: &mut Cx, i: &Instruction) -> Result<(), Fault> {
         cx.st.rip = rip;
         let sp = cx.st.gpr[gpr::RSP].wrapping_add(3 * u64::from(size));
         cx.set_reg(gpr::RSP as u8, false, ssz, sp);
-        write_flags(cx, flags, size);
+        iret_flags(cx, flags, size);
         return Ok(());
     }
     if cx.st.rflags & fl::NT != 0 {
@@ -293,7 +301,7 @@ fn iret(cx: &mut Cx, i: &Instruction) -> Result<(), Fault> {
         set_accessed(cx, sel, raw)?;
         seg.attr |= seg_attr::ACCESSED;
         // Flags are written with the old CPL's rights.
-        write_flags(cx, flags, size);
+        iret_flags(cx, flags, size);
         cx.st.seg[sreg::CS] = seg;
         cx.st.seg[sreg::SS] = new_ss;
         cx.st.rip = rip;
@@ -305,7 +313,7 @@ fn iret(cx: &mut Cx, i: &Instruction) -> Result<(), Fault> {
     } else {
         set_accessed(cx, sel, raw)?;
         seg.attr |= seg_attr::ACCESSED;
-        write_flags(cx, flags, size);
+        iret_flags(cx, flags, size);
         cx.st.seg[sreg::CS] = seg;
         cx.st.rip = rip;
         let sp = cx.st.gpr[gpr::RSP].wrapping_add(3 * u64::from(size));

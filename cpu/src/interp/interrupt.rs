@@ -72,6 +72,18 @@ pub fn deliver(cx: &mut Cx, vec: u8, code: Option<u32>, src: Source) -> Result<(
     if cx.st.long_mode_active() { deliver_long(cx, vec, code, src) } else { deliver_legacy(cx, vec, code, src) }
 }
 
+/// The RFLAGS image an event pushes: fault-class exceptions push RF = 1 so that the
+/// restarted instruction does not re-trigger an instruction breakpoint (SDM Vol. 3A
+/// §17.3.1.1); traps, aborts, software interrupts and external interrupts push RF as is.
+fn pushed_flags(rflags: u64, vec: u8, src: Source) -> u64 {
+    let fault = matches!(
+        vec,
+        vector::DE | vector::BR | vector::UD | vector::NM | vector::TS | vector::NP | vector::SS
+            | vector::GP | vector::PF | vector::MF | vector::AC | vector::XM
+    );
+    if src == Source::Exception && fault { rflags | fl::RF } else { rflags }
+}
+
 fn ext(src: Source) -> u32 {
     u32::from(matches!(src, Source::External | Source::Exception))
 }
@@ -158,7 +170,7 @@ fn deliver_legacy(cx: &mut Cx, vec: u8, code: Option<u32>, src: Source) -> Resul
     if target > u64::from(cs.limit) {
         return Err(Fault::GP0);
     }
-    let old_flags = cx.st.rflags;
+    let old_flags = pushed_flags(cx.st.rflags, vec, src);
     let old_cs = cx.st.seg[sreg::CS];
     let old_ss = cx.st.seg[sreg::SS];
     let old_sp = cx.st.gpr[gpr::RSP];
@@ -255,7 +267,7 @@ fn deliver_long(cx: &mut Cx, vec: u8, code: Option<u32>, src: Source) -> Result<
     let cpl = cx.cpl();
     let conforming = cs.attr & seg_attr::DC != 0;
     let new_cpl = if conforming { cpl } else { cs.dpl() };
-    let old_flags = cx.st.rflags;
+    let old_flags = pushed_flags(cx.st.rflags, vec, src);
     let old_cs = cx.st.seg[sreg::CS];
     let old_ss = cx.st.seg[sreg::SS];
     let old_sp = cx.st.gpr[gpr::RSP];

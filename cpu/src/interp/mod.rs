@@ -198,6 +198,8 @@ fn step_one(cx: &mut Cx, icache: &mut ICache, trace: Option<&mut TraceFn>) -> St
             32 => next & 0xffff_ffff,
             _ => next,
         };
+        // RF only lasts for one instruction (an IRET may set it again from its image).
+        cx.st.rflags &= !fl::RF;
         if d.fast != fast::Fast::None {
             return fast::exec(cx, d.fast, i);
         }
