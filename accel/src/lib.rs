@@ -49,6 +49,9 @@ pub enum AccelError {
     /// Setting up the KVM VM or vCPU failed.
     #[error("--accel kvm: {0}")]
     Kvm(#[from] KvmError),
+    /// Setting up the JIT failed (code memory, code generator).
+    #[error("--accel jit: {0}")]
+    Jit(#[from] jit::JitError),
 }
 
 /// Whether `VX_KVM_FORCE=1` asks to run KVM for guest modes the host is known not to run.
@@ -107,7 +110,10 @@ pub fn create_vcpu(
             }
             Ok((Box::new(Interp::new(ram)), choice.reason))
         }
-        AccelKind::Jit => Err(AccelError::NotBuilt("jit")),
+        AccelKind::Jit => Ok((
+            Box::new(jit::JitVcpu::new(ram)?),
+            "jit: requested with --accel jit".into(),
+        )),
         AccelKind::Kvm => {
             let probe = probe();
             let v = create_kvm(ram, entry, &probe)?;

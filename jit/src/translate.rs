@@ -186,6 +186,7 @@ pub struct Translator<'a, 'b> {
     start: u64,
     loop_hdr: Option<Block>,
     fault_blk: Option<Block>,
+    pending_faults: Vec<PendingFault>,
     /// Set by a store miss path that invalidated code: the join value to test after the
     /// current instruction.
     pub smc: Option<Value>,
@@ -285,6 +286,7 @@ pub fn build(b: &mut FunctionBuilder, plan: &Plan, start: u64, env: BlockEnv) {
         start,
         loop_hdr,
         fault_blk: None,
+        pending_faults: Vec::new(),
         smc: None,
         sigs,
         env,
@@ -318,6 +320,19 @@ pub fn build(b: &mut FunctionBuilder, plan: &Plan, start: u64, env: BlockEnv) {
         let target = plan.fallthrough.unwrap_or(t.next_ip);
         t.jump_static(target);
     }
+    t.emit_fault_exits();
+}
+
+/// A fault exit whose body is emitted after the block's code (Cranelift wants a block
+/// finished before switching to another), with the state to store as it was before the
+/// faulting instruction.
+#[derive(Clone, Copy, Debug)]
+struct PendingFault {
+    blk: Block,
+    dirty: u16,
+    lazy: Lazy,
+    ip: u64,
+    done: i64,
 }
 
 fn count_block(b: &mut FunctionBuilder, ctx: Value) {
@@ -458,23 +473,30 @@ impl Translator<'_, '_> {
     }
 
     /// The fault exit of the current instruction (state as before it), created on first use.
+    /// Lowerings must make every memory access of an instruction before changing registers
+    /// or flags, so this state is the state before the instruction.
     pub fn fault_exit(&mut self) -> Block {
         if let Some(blk) = self.fault_blk {
             return blk;
         }
-        let cur = self.b.current_block().expect("lowering always has a current block");
         let blk = self.b.create_block();
         self.b.set_cold_block(blk);
-        self.b.switch_to_block(blk);
-        self.writeback();
-        let r = self.imm64(self.ip);
-        self.b.ins().store(trusted(), r, self.st, offsets::RIP);
-        let done = self.done;
-        self.store_budget(done);
-        self.ret(exit::FAULT);
-        self.b.switch_to_block(cur);
+        self.pending_faults.push(PendingFault { blk, dirty: self.dirty, lazy: self.lazy, ip: self.ip, done: self.done });
         self.fault_blk = Some(blk);
         blk
+    }
+
+    fn emit_fault_exits(&mut self) {
+        for p in std::mem::take(&mut self.pending_faults) {
+            self.b.switch_to_block(p.blk);
+            self.dirty = p.dirty;
+            self.lazy = p.lazy;
+            self.writeback();
+            let r = self.imm64(p.ip);
+            self.b.ins().store(trusted(), r, self.st, offsets::RIP);
+            self.store_budget(p.done);
+            self.ret(exit::FAULT);
+        }
     }
 
     /// Raise `vector` (with error code `code`) at the current instruction: branch to a
