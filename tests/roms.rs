@@ -111,3 +111,105 @@ fn test_family_runner_reports_a_mismatch() {
         assert!(text.ends_with("checks failed: 2\n"), "{bits}-bit:\n{text}");
     }
 }
+
+// ---- the vx binary ----------------------------------------------------------------------
+
+#[test]
+fn test_vx_without_arguments_runs_the_demo() {
+    let r = common::vx(&[]);
+    assert_eq!(r.status, 0, "stderr: {}", r.stderr);
+    assert_eq!(r.stdout, test_roms::demo_rom().expected_serial());
+    assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
+}
+
+#[test]
+fn test_vx_run_bios_gives_the_rom_status() {
+    let rom = test_roms::modes::real_to_long::build();
+    let f = common::TempFile::new("real_to_long.rom", &rom.image);
+    let r = common::vx(&["run", "--accel", "interp", "--bios", &f.arg(), "--timeout", "20"]);
+    assert_eq!(r.status, 1, "debug-exit 0 is status 1; stderr: {}", r.stderr);
+    assert_eq!(r.stdout, rom.expected_serial());
+    // A guest that writes 1 to the debug-exit port: status 3.
+    let code = [0xb0, 0x01, 0xe6, 0xf4, 0xf4]; // mov al, 1; out 0xf4, al; hlt
+    let f = common::TempFile::new("exit1.rom", &common::reset_vector_rom(&code));
+    let r = common::vx(&["run", "--accel", "interp", "--bios", &f.arg()]);
+    assert_eq!(r.status, 3, "stderr: {}", r.stderr);
+    // And 0xCF9 reset = power off: status 0.
+    let code = [0xba, 0xf9, 0x0c, 0xb0, 0x06, 0xee, 0xf4]; // mov dx, 0xcf9; mov al, 6; out dx, al; hlt
+    let f = common::TempFile::new("cf9.rom", &common::reset_vector_rom(&code));
+    let r = common::vx(&["run", "--accel", "interp", "--bios", &f.arg()]);
+    assert_eq!(r.status, 0, "stderr: {}", r.stderr);
+}
+
+/// Status 2 and exactly one line on stderr, naming the problem.
+fn assert_usage_error(args: &[&str], mention: &str) {
+    let r = common::vx(args);
+    assert_eq!(r.status, 2, "vx {args:?}: stdout {:?} stderr {:?}", r.stdout, r.stderr);
+    assert_eq!(r.stderr.trim_end().lines().count(), 1, "vx {args:?}: stderr should be one line: {:?}", r.stderr);
+    assert!(r.stderr.contains(mention), "vx {args:?}: stderr {:?} should mention {mention:?}", r.stderr);
+    assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
+}
+
+#[test]
+fn test_vx_bad_input_is_status_2_with_one_line() {
+    let dir = std::env::temp_dir();
+    let missing = dir.join(format!("vx-test-{}-missing.rom", std::process::id()));
+    assert_usage_error(&["run", "--bios", &missing.display().to_string()], "missing.rom");
+    let empty = common::TempFile::new("empty.rom", b"");
+    assert_usage_error(&["run", "--bios", &empty.arg()], "empty");
+    let big = common::TempFile::new("big.rom", b"");
+    std::fs::File::options().write(true).open(&big.0).expect("open").set_len(17 << 20).expect("grow to 17 MiB");
+    assert_usage_error(&["run", "--bios", &big.arg()], "big.rom");
+    assert_usage_error(&["run", "--bios", &dir.display().to_string()], "directory");
+    let rom = common::TempFile::new("ok.rom", &common::reset_vector_rom(&[0xf4]));
+    assert_usage_error(&["run", "--bios", &rom.arg(), "--memory", "1M"], "memory");
+    assert_usage_error(&["run", "--bios", &rom.arg(), "--memory", "12Q"], "12Q");
+    assert_usage_error(&["run", "--bios", &rom.arg(), "--memory", "100T"], "memory");
+    assert_usage_error(&["run", "--bios", &rom.arg(), "--accel", "foo"], "foo");
+    assert_usage_error(&["run", "--bios", &rom.arg(), "--serial", "bogus"], "bogus");
+    assert_usage_error(&["run", "--bios", &rom.arg(), "--timeout=-1"], "timeout");
+    assert_usage_error(&["run", "--bios", &rom.arg(), "--timeout", "0"], "timeout");
+}
+
+/// `--timeout -1` (a separate argument, as users type it) must be one line too, not clap's
+/// multi-line "unexpected argument" message.
+#[test]
+fn test_vx_negative_timeout_as_separate_argument_is_one_line() {
+    let rom = common::TempFile::new("neg.rom", &common::reset_vector_rom(&[0xf4]));
+    assert_usage_error(&["run", "--bios", &rom.arg(), "--timeout", "-1"], "-1");
+}
+
+#[test]
+fn test_vx_timeout_expires_with_status_124() {
+    // jmp $ at the reset vector: spins forever.
+    let f = common::TempFile::new("spin.rom", &common::reset_vector_rom(&[0xeb, 0xfe]));
+    let start = std::time::Instant::now();
+    let r = common::vx(&["run", "--accel", "interp", "--bios", &f.arg(), "--timeout", "0.5"]);
+    assert_eq!(r.status, 124, "stderr: {}", r.stderr);
+    assert!(start.elapsed() < Duration::from_secs(10), "took {:?}", start.elapsed());
+    assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
+}
+
+#[test]
+fn test_vx_triple_fault_is_status_3_with_a_register_dump() {
+    // Real mode with an empty interrupt vector table (limit 0): INT3 cannot be delivered
+    // (#GP), neither can the #GP (#DF), nor the #DF: shutdown.
+    // lidt cs:[0xfff8]; int3; then the 6-byte operand (limit 0, base 0) at 0xfff8.
+    let mut rom = common::reset_vector_rom(&[0x2e, 0x0f, 0x01, 0x1e, 0xf8, 0xff, 0xcc]);
+    rom[0xfff8..0xfffe].copy_from_slice(&[0, 0, 0, 0, 0, 0]);
+    let f = common::TempFile::new("triple.rom", &rom);
+    let r = common::vx(&["run", "--accel", "interp", "--bios", &f.arg(), "--timeout", "10"]);
+    assert_eq!(r.status, 3, "stderr: {}", r.stderr);
+    assert!(r.stderr.contains("triple"), "{}", r.stderr);
+    assert!(r.stderr.contains("RIP="), "register dump expected: {}", r.stderr);
+    assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
+}
+
+#[test]
+fn test_vx_cli_hlt_is_status_3() {
+    let f = common::TempFile::new("clihlt.rom", &common::reset_vector_rom(&[0xfa, 0xf4]));
+    let r = common::vx(&["run", "--accel", "interp", "--bios", &f.arg(), "--timeout", "10"]);
+    assert_eq!(r.status, 3, "stderr: {}", r.stderr);
+    assert!(r.stderr.contains("RIP="), "register dump expected: {}", r.stderr);
+    assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
+}

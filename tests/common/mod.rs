@@ -116,3 +116,57 @@ pub fn check_roms(roms: Vec<test_roms::TestRom>, timeout: Duration) {
     }
     assert!(failures.is_empty(), "{} ROM(s) failed:\n\n{}", failures.len(), failures.join("\n\n"));
 }
+
+/// A scratch file under the system temp directory, removed on drop.
+pub struct TempFile(pub std::path::PathBuf);
+
+impl TempFile {
+    /// Write `bytes` to a fresh file whose name includes `tag` and the process id.
+    pub fn new(tag: &str, bytes: &[u8]) -> TempFile {
+        let p = std::env::temp_dir().join(format!("vx-test-{}-{tag}", std::process::id()));
+        std::fs::write(&p, bytes).expect("write temp file");
+        TempFile(p)
+    }
+    /// The path as a string argument.
+    pub fn arg(&self) -> String {
+        self.0.display().to_string()
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// What a run of the `vx` binary produced.
+pub struct Run {
+    /// Exit status (-1 if killed by a signal).
+    pub status: i32,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+/// Run the `vx` binary with `args`, stdin from /dev/null.
+pub fn vx(args: &[&str]) -> Run {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vx"))
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("spawn vx");
+    Run {
+        status: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// A 64 KiB image whose reset vector holds `code` (16-bit, at F000:FFF0; at most 16 bytes).
+pub fn reset_vector_rom(code: &[u8]) -> Vec<u8> {
+    assert!(code.len() <= 16);
+    let mut rom = vec![0xf4u8; 64 * 1024];
+    rom[0xfff0..0xfff0 + code.len()].copy_from_slice(code);
+    rom
+}
