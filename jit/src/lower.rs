@@ -136,7 +136,7 @@ pub fn supported(i: &Instruction) -> bool {
         Shl | Sal | Shr | Sar | Rol | Ror => i.op_count() == 2 && is_imm(i.op_kind(1)) && sized,
         Imul => sized && (1..=3).contains(&i.op_count()),
         Mul => sized && i.op_count() == 1,
-        _ if is_jcc(i) => true,
+        _ if is_jcc(i) || is_loop(i) => true,
         _ if is_setcc(m) => sized,
         _ if is_cmovcc(m) => sized,
         _ => false,
@@ -149,6 +149,12 @@ pub fn is_jcc(i: &Instruction) -> bool {
         && i.op_count() == 1
         && i.op_kind(0) == OpKind::NearBranch64
         && !matches!(i.mnemonic(), Mnemonic::Loop | Mnemonic::Loope | Mnemonic::Loopne | Mnemonic::Jrcxz | Mnemonic::Jecxz | Mnemonic::Jcxz)
+}
+
+/// LOOP, LOOPE, LOOPNE, JRCXZ, JECXZ with a 64-bit target.
+pub fn is_loop(i: &Instruction) -> bool {
+    matches!(i.mnemonic(), Mnemonic::Loop | Mnemonic::Loope | Mnemonic::Loopne | Mnemonic::Jrcxz | Mnemonic::Jecxz)
+        && i.op_kind(0) == OpKind::NearBranch64
 }
 
 /// SETcc.
@@ -165,12 +171,12 @@ pub fn is_cmovcc(m: Mnemonic) -> bool {
 
 /// Whether `i` ends a block (a control transfer).
 pub fn ends_block(i: &Instruction) -> bool {
-    matches!(i.mnemonic(), Mnemonic::Jmp | Mnemonic::Call | Mnemonic::Ret) || is_jcc(i)
+    matches!(i.mnemonic(), Mnemonic::Jmp | Mnemonic::Call | Mnemonic::Ret) || is_jcc(i) || is_loop(i)
 }
 
 /// The static target of a JMP or Jcc, if it has one.
 pub fn static_target(i: &Instruction) -> Option<u64> {
-    if (i.mnemonic() == Mnemonic::Jmp || is_jcc(i)) && i.op_kind(0) == OpKind::NearBranch64 {
+    if (i.mnemonic() == Mnemonic::Jmp || is_jcc(i) || is_loop(i)) && i.op_kind(0) == OpKind::NearBranch64 {
         Some(i.near_branch_target())
     } else {
         None
@@ -187,7 +193,7 @@ pub fn lower(t: &mut Translator, ins: &Insn) -> Flow {
         Jmp | Call | Ret => crate::lower_branch::lower(t, ins),
         Shl | Sal | Shr | Sar | Rol | Ror => crate::lower_shift::lower(t, ins),
         Imul | Mul => crate::lower_mul::lower(t, ins),
-        _ if is_jcc(&ins.i) => crate::lower_branch::lower(t, ins),
+        _ if is_jcc(&ins.i) || is_loop(&ins.i) => crate::lower_branch::lower(t, ins),
         _ => crate::lower_mov::lower(t, ins),
     }
 }

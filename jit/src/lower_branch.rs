@@ -1,13 +1,14 @@
-//! Near control transfer in 64-bit mode: JMP, Jcc, CALL (relative, register, memory), RET
-//! (SDM Vol. 2A/2B). Static targets end the block with chained exits; computed targets go
+//! Near control transfer in 64-bit mode: JMP, Jcc, CALL (relative, register, memory), RET,
+//! LOOP/LOOPE/LOOPNE/JRCXZ/JECXZ (SDM Vol. 2A/2B). Static targets end the block with chained exits; computed targets go
 //! through the jump cache.
 
-use cranelift_codegen::ir::InstBuilder;
+use cranelift_codegen::ir::{InstBuilder, condcodes::IntCC};
+use iced_x86::ConditionCode;
 use iced_x86::{Mnemonic, OpKind};
 
 use cpu::state::gpr;
 
-use crate::lower::{Flow, is_jcc};
+use crate::lower::{Flow, is_jcc, is_loop};
 use crate::translate::{Insn, Translator};
 
 /// Lower one branch; it always ends the block.
@@ -43,6 +44,32 @@ pub fn lower(t: &mut Translator, ins: &Insn) -> Flow {
             let nsp = t.b.ins().iadd_imm_s(rsp, pop as i64);
             t.set_gpr(gpr::RSP, nsp);
             t.jump_indirect(target);
+        }
+        Mnemonic::Loop | Mnemonic::Loope | Mnemonic::Loopne | Mnemonic::Jrcxz | Mnemonic::Jecxz => {
+            debug_assert!(is_loop(i));
+            // The count register (RCX or ECX) follows the address size.
+            let csize = ins.asz;
+            let rcx = t.get_reg(gpr::RCX as u8, false, csize);
+            let take = if matches!(i.mnemonic(), Mnemonic::Jrcxz | Mnemonic::Jecxz) {
+                t.b.ins().icmp_imm_s(IntCC::Equal, rcx, 0)
+            } else {
+                let c = t.b.ins().iadd_imm_s(rcx, -1);
+                let nz = t.b.ins().icmp_imm_s(IntCC::NotEqual, c, 0);
+                let take = match i.mnemonic() {
+                    Mnemonic::Loope => {
+                        let z = t.cond(ConditionCode::e);
+                        t.b.ins().band(nz, z)
+                    }
+                    Mnemonic::Loopne => {
+                        let z = t.cond(ConditionCode::ne);
+                        t.b.ins().band(nz, z)
+                    }
+                    _ => nz,
+                };
+                t.set_reg(gpr::RCX as u8, false, csize, c);
+                take
+            };
+            t.jump_cond(take, i.near_branch_target(), i.next_ip());
         }
         _ => {
             debug_assert!(is_jcc(i));

@@ -486,7 +486,32 @@ fn program(seed: u64, branchy: bool) -> Vec<u8> {
     let mut k = 0;
     while k < n {
         if branchy && r.chance(15) {
-            match r.below(4) {
+            match r.below(6) {
+                4 => {
+                    // LOOP/LOOPE/LOOPNE with RCX saved around a random body.
+                    let mut top = a.create_label();
+                    a.mov(ecx, 1 + r.below(12) as u32).expect("asm");
+                    a.set_label(&mut top).expect("asm");
+                    a.push(rcx).expect("asm");
+                    let mut d2 = depth;
+                    for _ in 0..1 + r.below(4) {
+                        straight_no_stack(&mut a, r, &mut d2);
+                    }
+                    a.pop(rcx).expect("asm");
+                    match r.below(3) {
+                        0 => a.loop_(top),
+                        1 => a.loope(top),
+                        _ => a.loopne(top),
+                    }
+                    .expect("asm");
+                }
+                5 => {
+                    let mut skip = a.create_label();
+                    a.jrcxz(skip).expect("asm");
+                    let mut d2 = depth;
+                    straight_no_stack(&mut a, r, &mut d2);
+                    a.set_label(&mut skip).expect("asm");
+                }
                 0 | 1 => {
                     // A flag producer, then a forward conditional branch over a few
                     // instructions.
