@@ -12,6 +12,8 @@ pub const RESET_CF9: u16 = 0xcf9;
 
 /// The standard GDT, copied here at boot (RAM, so the CPU can set accessed and busy bits).
 pub const GDT_ADDR: u64 = 0x1000;
+/// The LDT the `sel::LDT` descriptor names (in the GDT's page, after the GDT).
+pub const LDT_ADDR: u64 = 0x1800;
 /// The IDT (256 16-byte gates in long mode, or 256 8-byte gates in protected mode).
 pub const IDT_ADDR: u64 = 0x2000;
 /// The task-state segment (32-bit or 64-bit layout, depending on the ROM).
@@ -102,6 +104,10 @@ pub mod sel {
     pub const DATA_RO: u16 = 0x60;
     /// A data segment marked not present.
     pub const NOT_PRESENT: u16 = 0x68;
+    /// An LDT (base `LDT_ADDR`, four descriptors).
+    pub const LDT: u16 = 0x70;
+    /// Data, DPL 0, byte-granular, base 0x4000, limit 0xfff.
+    pub const DATA_4000: u16 = 0x78;
     /// One past the last descriptor.
-    pub const GDT_END: u16 = 0x70;
+    pub const GDT_END: u16 = 0x80;
 }

@@ -69,6 +69,9 @@ pub fn standard_gdt(rom_base: u64) -> Vec<u8> {
     set(sel::TSS, descriptor(layout::TSS_ADDR as u32, 0x67, P | TSS_AVAIL, 0));
     set(sel::DATA_RO, descriptor(0, 0xf_ffff, P | S | A, G | DB));
     set(sel::NOT_PRESENT, descriptor(0, 0xf_ffff, S | RW | A, G | DB));
+    // System type 2: LDT.
+    set(sel::LDT, descriptor(layout::LDT_ADDR as u32, 4 * 8 - 1, P | 0x02, 0));
+    set(sel::DATA_4000, descriptor(0x4000, 0xfff, data, DB));
     d.iter().flat_map(|v| v.to_le_bytes()).collect()
 }
 

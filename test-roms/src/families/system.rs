@@ -3,7 +3,8 @@
 //! ROMs rely on, RDTSC, RDMSR/WRMSR round trips (STAR LSTAR CSTAR FMASK FS/GS base, kernel
 //! GS base) with #GP for a non-canonical LSTAR and an unknown MSR, FS/GS-relative
 //! addressing and SWAPGS, SGDT/SIDT/LGDT, LTR/STR/SLDT, SMSW, MOV from CR0/CR4, LAR LSL VERR
-//! VERW.
+//! VERW, OUTS/INS, RDTSCP, LMSW/CLTS, debug registers, INT1, STI/CLI, and the instructions
+//! that only have to run (fences, PAUSE, prefetch, CLFLUSH, WBINVD, ENDBR64).
 
 use iced_x86::code_asm::*;
 
@@ -33,7 +34,7 @@ wrmsr non-canonical lstar: saved rip is the faulting instruction ok
 rdmsr unknown msr: vector = 0xd ok
 rdmsr unknown msr: error code = 0x0 ok
 rdmsr unknown msr: saved rip is the faulting instruction ok
-sgdt limit = 0x6f ok
+sgdt limit = 0x7f ok
 sgdt base = 0x1000 ok
 sidt limit = 0xfff ok
 sidt base = 0x2000 ok
@@ -55,6 +56,19 @@ verr code32: zf = 0x1 ok
 verw code32: zf = 0x0 ok
 verw data: zf = 0x1 ok
 verw read-only data: zf = 0x0 ok
+rep outsb wrote this line
+insb from the line status register = 0x60 ok
+rdtscp: ecx = tsc_aux = 0x77 ok
+lmsw sets cr0.ts = 0x8 ok
+clts clears it = 0x0 ok
+dr0 written and read back = 0x123456 ok
+dr7 at reset = 0x400 ok
+int1 (icebp): vector = 0x1 ok
+int1 (icebp): no error code ok
+int1 (icebp): saved rip is the next instruction ok
+sti: rflags.if = 0x1 ok
+cli: rflags.if = 0x0 ok
+fences, pause, prefetch, clflush, wbinvd, endbr64 executed = 0x1 ok
 all checks passed
 ";
 
@@ -270,6 +284,70 @@ pub fn build() -> TestRom {
             zf(a)?;
             check(a, name, v)?;
         }
+        // String I/O: OUTSB to COM1's data register, INSB from its line status register.
+        let text = b"rep outsb wrote this line\r\n";
+        let mut msg = a.create_label();
+        let mut after = a.create_label();
+        a.lea(rsi, ptr(msg))?;
+        a.mov(ecx, text.len() as u32)?;
+        a.mov(dx, u32::from(layout::COM1))?;
+        a.rep().outsb()?;
+        a.jmp(after)?;
+        a.set_label(&mut msg)?;
+        a.db(text)?;
+        a.set_label(&mut after)?;
+        a.mov(dx, u32::from(layout::COM1_LSR))?;
+        a.mov(edi, 0x4500)?;
+        a.insb()?;
+        a.movzx(eax, byte_ptr(0x4500u64))?;
+        check(a, "insb from the line status register", 0x60)?;
+        wrmsr(a, 0xc000_0103, 0x77)?;
+        a.xor(ecx, ecx)?;
+        a.rdtscp()?;
+        a.mov(eax, ecx)?;
+        check(a, "rdtscp: ecx = tsc_aux", 0x77)?;
+        // CR0.TS through LMSW (the low four CR0 bits) and CLTS.
+        a.smsw(ax)?;
+        a.or(ax, 8)?;
+        a.lmsw(ax)?;
+        a.mov(rax, cr0)?;
+        a.and(eax, 8)?;
+        check(a, "lmsw sets cr0.ts", 8)?;
+        a.clts()?;
+        a.mov(rax, cr0)?;
+        a.and(eax, 8)?;
+        check(a, "clts clears it", 0)?;
+        a.mov(rax, 0x12_3456u64)?;
+        a.mov(dr0, rax)?;
+        a.xor(eax, eax)?;
+        a.mov(rax, dr0)?;
+        check(a, "dr0 written and read back", 0x12_3456)?;
+        a.mov(rax, dr7)?;
+        check(a, "dr7 at reset", 0x400)?;
+        faults::expect_fault(a, |a| a.int1())?;
+        faults::report(a, "int1 (icebp)", vector::DB, None, SavedRip::Next)?;
+        a.sti()?;
+        a.pushfq()?;
+        a.pop(rax)?;
+        a.shr(eax, 9)?;
+        a.and(eax, 1)?;
+        check(a, "sti: rflags.if", 1)?;
+        a.cli()?;
+        a.pushfq()?;
+        a.pop(rax)?;
+        a.shr(eax, 9)?;
+        a.and(eax, 1)?;
+        check(a, "cli: rflags.if", 0)?;
+        a.lfence()?;
+        a.sfence()?;
+        a.mfence()?;
+        a.pause()?;
+        a.prefetcht0(byte_ptr(rsp))?;
+        a.clflush(byte_ptr(rsp))?;
+        a.wbinvd()?;
+        a.endbr64()?;
+        a.mov(eax, 1)?;
+        check(a, "fences, pause, prefetch, clflush, wbinvd, endbr64 executed", 1)?;
         exit(a)
     });
     rom.build(EXPECTED)

@@ -3,10 +3,11 @@
 
 pub mod prot_to_real;
 pub mod real_to_long;
+pub mod segments;
 
 use crate::TestRom;
 
 /// Every ROM of this area.
 pub fn all() -> Vec<TestRom> {
-    vec![real_to_long::build(), prot_to_real::build()]
+    vec![real_to_long::build(), prot_to_real::build(), segments::build()]
 }
