@@ -59,7 +59,8 @@ fn test_all_lists_every_area_with_unique_names() {
 }
 
 /// `VX_SHOW_ROM=families/alu cargo test --test roms show_rom -- --ignored --nocapture`
-/// prints a ROM's serial output and how it stopped (for writing and debugging ROMs).
+/// prints a ROM's serial output and how it stopped (for writing and debugging ROMs);
+/// with `VX_DUMP_ROM=path` it also writes the image there (for `vx run --bios path --trace`).
 #[test]
 #[ignore]
 fn show_rom() {
@@ -67,6 +68,9 @@ fn show_rom() {
     let mut roms = test_roms::all();
     roms.push(test_roms::demo_rom());
     for rom in roms.into_iter().filter(|r| r.name == want) {
+        if let Ok(path) = std::env::var("VX_DUMP_ROM") {
+            std::fs::write(&path, &rom.image).expect("write the image");
+        }
         let out = common::run_image(&rom.image, TIMEOUT);
         println!("{}", out.serial.replace("\r\n", "\n"));
         println!("--- {:?} after {:?}, {} bytes of image\n{}", out.reason, out.elapsed, rom.image.len(), out.dump);

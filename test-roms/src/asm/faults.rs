@@ -90,6 +90,8 @@ fn stubs64(a: &mut Asm) -> R {
     a.test(rax, rax)?;
     a.jz(unexpected)?;
     a.mov(qword_ptr(rsp + 24), rax)?;
+    // Resume without single-stepping (a #DB from TF would otherwise repeat forever).
+    a.and(qword_ptr(rsp + 40), !0x100)?;
     for (off, var) in [(32, VAR_RESUME_CS), (56, VAR_RESUME_SS), (48, VAR_RESUME_RSP)] {
         let mut keep = a.create_label();
         a.mov(rax, qword_ptr(var))?;
@@ -167,6 +169,7 @@ fn stubs32(a: &mut Asm) -> R {
     a.test(eax, eax)?;
     a.jz(unexpected)?;
     a.mov(dword_ptr(esp + 12), eax)?;
+    a.and(dword_ptr(esp + 20), !0x100)?;
     a.mov(eax, dword_ptr(VAR_RESUME_CS as u32))?;
     a.test(eax, eax)?;
     a.jz(keep)?;
@@ -195,21 +198,26 @@ fn stubs32(a: &mut Asm) -> R {
     stop(a)
 }
 
-/// Run `body`, whose first instruction must raise an exception. The handler records it and
-/// execution continues right after `body`. Before `body`, the recorded vector is set to
+/// Run `body`, whose first instruction must raise an exception (bodies that set up registers
+/// first check the RIP with `report_rip_last`). The handler records it and execution
+/// continues right after `body`; the body sees every register as the caller left it (the
+/// stack must be usable when this is called). Before `body`, the recorded vector is set to
 /// 0xff ("none"), so a missing exception shows up in the vector check.
 pub fn expect_fault(a: &mut Asm, body: impl FnOnce(&mut Asm) -> R) -> R {
     let start = a.unique("fault");
     let resume = a.unique("resume");
     let (start_addr, resume_addr) = (a.sym(&start), a.sym(&resume));
     if a.bitness() == 64 {
+        // Every register is the body's: RAX is borrowed and given back.
         a.mov(qword_ptr(VAR_VECTOR), 0xff)?;
         a.mov(qword_ptr(VAR_ERROR), 0xff)?;
+        a.push(rax)?;
         a.mov(rax, resume_addr)?;
         a.mov(qword_ptr(VAR_RESUME), rax)?;
         a.mov(qword_ptr(VAR_EXPECT_NEXT_RIP), rax)?;
         a.mov(rax, start_addr)?;
         a.mov(qword_ptr(VAR_EXPECT_FAULT_RIP), rax)?;
+        a.pop(rax)?;
     } else {
         a.mov(dword_ptr(VAR_VECTOR as u32), 0xff)?;
         a.mov(dword_ptr(VAR_ERROR as u32), 0xff)?;
