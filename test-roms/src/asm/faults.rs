@@ -76,7 +76,7 @@ fn stubs64(a: &mut Asm) -> R {
     a.set_label(&mut common)?;
     a.export_label("fault64.common", common);
     a.push(rax)?;
-    for (off, var) in [(8, VAR_VECTOR), (16, VAR_ERROR), (24, VAR_RIP), (32, VAR_CS), (48, VAR_RSP), (56, VAR_SS)] {
+    for (off, var) in [(8, VAR_VECTOR), (16, VAR_ERROR), (24, VAR_RIP), (32, VAR_CS), (40, VAR_RFLAGS), (48, VAR_RSP), (56, VAR_SS)] {
         a.mov(rax, qword_ptr(rsp + off))?;
         a.mov(qword_ptr(var), rax)?;
     }
@@ -153,7 +153,7 @@ fn stubs32(a: &mut Asm) -> R {
     a.set_label(&mut common)?;
     a.export_label("fault32.common", common);
     a.push(eax)?;
-    for (off, var) in [(4, VAR_VECTOR), (8, VAR_ERROR), (12, VAR_RIP), (16, VAR_CS), (24, VAR_RSP), (28, VAR_SS)] {
+    for (off, var) in [(4, VAR_VECTOR), (8, VAR_ERROR), (12, VAR_RIP), (16, VAR_CS), (20, VAR_RFLAGS), (24, VAR_RSP), (28, VAR_SS)] {
         a.mov(eax, dword_ptr(esp + off))?;
         a.mov(dword_ptr(var as u32), eax)?;
         a.mov(dword_ptr(var as u32 + 4), 0)?;

@@ -48,6 +48,8 @@ pub const VAR_RESUME_RSP: u64 = VARS + 0x58;
 pub const VAR_SS: u64 = VARS + 0x60;
 /// Last exception: saved RSP/ESP from the frame (when the frame has one).
 pub const VAR_RSP: u64 = VARS + 0x68;
+/// Last exception: saved RFLAGS/EFLAGS from the frame.
+pub const VAR_RFLAGS: u64 = VARS + 0xa0;
 /// Free for the ROM's own use.
 pub const VAR_USER: u64 = VARS + 0x100;
 /// The error-code value the stubs record for vectors that push none (-1, sign-extended

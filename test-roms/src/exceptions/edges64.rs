@@ -5,7 +5,7 @@
 //! leaves RSP alone; REP MOVSB faulting midway leaves RCX/RSI/RDI at the faulting element;
 //! a reserved bit in a page-table entry, and the XD bit without EFER.NXE, set the RSVD bit of
 //! the error code; an RBP-based access to a non-canonical address is #SS, not #GP; setting
-//! TF with POPF single-steps the next instruction.
+//! TF with POPF single-steps the next instruction; faults push RF = 1, traps RF = 0.
 
 use iced_x86::code_asm::*;
 
@@ -55,6 +55,8 @@ popf setting tf, then nop: vector = 0x1 ok
 popf setting tf, then nop: no error code ok
 popf setting tf, then nop: saved rip is the next instruction ok
 dr6.bs = 0x1 ok
+ud2 (a fault): saved rflags.rf = 0x1 ok
+int3 (a trap): saved rflags.rf = 0x0 ok
 all checks passed
 ";
 
@@ -170,6 +172,16 @@ pub fn build() -> TestRom {
         a.shr(eax, 14)?;
         a.and(eax, 1)?;
         check(a, "dr6.bs", 1)?;
+
+        // Faults push RF = 1 (so the restarted instruction does not re-trigger an
+        // instruction breakpoint); traps push RF = 0 (SDM Vol. 3A §17.3.1.1).
+        for (what, trap) in [("ud2 (a fault): saved rflags.rf", false), ("int3 (a trap): saved rflags.rf", true)] {
+            faults::expect_fault(a, |a| if trap { a.int3() } else { a.ud2() })?;
+            a.mov(rax, qword_ptr(layout::VAR_RFLAGS))?;
+            a.shr(eax, 16)?;
+            a.and(eax, 1)?;
+            check(a, what, u64::from(!trap))?;
+        }
         exit(a)
     });
     rom.build(EXPECTED)

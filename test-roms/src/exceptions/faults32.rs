@@ -27,6 +27,12 @@ mov ds, 0x1230 (beyond the gdt): saved rip is the faulting instruction ok
 mov es, not-present segment: vector = 0xb ok
 mov es, not-present segment: error code = 0x68 ok
 mov es, not-present segment: saved rip is the faulting instruction ok
+mov ss, null selector: vector = 0xd ok
+mov ss, null selector: error code = 0x0 ok
+mov ss, null selector: saved rip is the faulting instruction ok
+mov ss, data segment with rpl 3 at cpl 0: vector = 0xd ok
+mov ss, data segment with rpl 3 at cpl 0: error code = 0x10 ok
+mov ss, data segment with rpl 3 at cpl 0: saved rip is the faulting instruction ok
 read through a read-only segment = 0x12345678 ok
 write through a read-only segment: vector = 0xd ok
 write through a read-only segment: error code = 0x0 ok
@@ -100,6 +106,21 @@ pub fn build() -> TestRom {
         })?;
         faults::report(a, "mov es, not-present segment", vector::NP, Some(u64::from(sel::NOT_PRESENT)), SavedRip::Unchecked)?;
         faults::report_rip_last(a, "mov es, not-present segment", 3)?;
+
+        // SS must be a writable data segment with RPL = DPL = CPL; a null SS is #GP(0).
+        faults::expect_fault(a, |a| {
+            a.xor(eax, eax)?;
+            a.mov(ss, ax)
+        })?;
+        faults::report(a, "mov ss, null selector", vector::GP, Some(0), SavedRip::Unchecked)?;
+        faults::report_rip_last(a, "mov ss, null selector", 3)?;
+        faults::expect_fault(a, |a| {
+            a.mov(ax, u32::from(sel::DATA) | 3)?;
+            a.mov(ss, ax)
+        })?;
+        let what = "mov ss, data segment with rpl 3 at cpl 0";
+        faults::report(a, what, vector::GP, Some(u64::from(sel::DATA)), SavedRip::Unchecked)?;
+        faults::report_rip_last(a, what, 3)?;
 
         // ES = a read-only data segment: reads work, writes raise #GP(0).
         a.mov(ax, u32::from(sel::DATA_RO))?;

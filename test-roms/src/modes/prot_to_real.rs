@@ -1,7 +1,8 @@
 //! Back from protected mode to real mode (SDM Vol. 3A §9.9.2): 32-bit protected mode, a far
 //! jump to a 16-bit code segment, segment registers loaded with 64 KiB real-mode-like limits,
 //! CR0.PE cleared, a far jump to reload CS; then real-mode addressing (segment * 16 + offset)
-//! and a software interrupt through the real-mode interrupt vector table.
+//! a software interrupt and a divide error through the real-mode interrupt vector table, and
+//! a 16-bit stack wrapping around its segment.
 
 use crate::TestRom;
 use crate::asm::boot;
@@ -21,6 +22,9 @@ byte written at 1234:0010, read at 1235:0000 = 0x5a ok
 int 0x42 through the IVT: handler ran
 ax set by the handler = 0x4242 ok
 flags.if restored by iret = 0x0 ok
+div by zero in real mode: vector 0 handler saw ip = the div instruction ok
+push with sp = 0 wraps to 0xfffe = 0xfffe ok
+the word went to ss:0xfffe = 0xbeef ok
 all checks passed
 ";
 
@@ -88,7 +92,52 @@ pub fn build() -> TestRom {
         a.shr(eax, 9)?;
         a.and(eax, 1)?;
         check(a, "flags.if restored by iret", 0)?;
+
+        // #DE through IVT entry 0: a fault, so the saved IP is the DIV; the handler records
+        // it and steps over the 2-byte instruction.
+        let de = a.sym16("int0");
+        a.mov(word_ptr(0), u32::from(de))?;
+        a.mov(word_ptr(2), u32::from(seg))?;
+        let div_at = a.unique("div");
+        let div_ip = a.sym16(&div_at);
+        a.xor(dx, dx)?;
+        a.mov(ax, 1)?;
+        a.xor(cx, cx)?;
+        a.export(&div_at)?;
+        a.div(cx)?;
+        a.movzx(eax, word_ptr(crate::asm::layout::VAR_USER as u32))?;
+        a.mov(ebx, u32::from(div_ip))?;
+        crate::asm::rt::check_rbx_quiet(a, "div by zero in real mode: vector 0 handler saw ip = the div instruction")?;
+
+        // A 16-bit stack wraps around within its 64 KiB segment.
+        a.mov(ax, 0x3000)?;
+        a.mov(ss, ax)?;
+        a.xor(esp, esp)?;
+        a.push(0xbeefu32 as i32)?;
+        a.movzx(ebx, sp)?;
+        a.mov(ax, 0x3000)?;
+        a.mov(fs, ax)?;
+        a.movzx(ecx, word_ptr(0xfffe).fs())?;
+        a.xor(ax, ax)?;
+        a.mov(ss, ax)?;
+        a.mov(esp, crate::asm::layout::REAL_STACK_TOP as u32)?;
+        a.mov(eax, ebx)?;
+        check(a, "push with sp = 0 wraps to 0xfffe", 0xfffe)?;
+        a.mov(eax, ecx)?;
+        check(a, "the word went to ss:0xfffe", 0xbeef)?;
         exit(a)
+    });
+
+    rom.code16("int0", |a| {
+        a.push(bp)?;
+        a.mov(bp, sp)?;
+        a.push(ax)?;
+        a.mov(ax, word_ptr(bp + 2))?;
+        a.mov(word_ptr(crate::asm::layout::VAR_USER as u32), ax)?;
+        a.add(word_ptr(bp + 2), 2)?;
+        a.pop(ax)?;
+        a.pop(bp)?;
+        a.iret()
     });
 
     rom.code16("int42", |a| {

@@ -29,6 +29,7 @@ lfs: fs:[eax] = 0x600d ok
 lgs: gs = 0x78 ok
 lss: ss = 0x10 ok
 lss: esp = 0x8fff0 ok
+push gs; pop es: es = 0x78 ok
 real mode
 les di: es = 0x1234 ok
 les di: di = 0x5678 ok
@@ -108,6 +109,13 @@ pub fn build() -> TestRom {
         a.mov(eax, esp)?;
         check(a, "lss: esp", 0x8_fff0)?;
         a.mov(esp, layout::STACK_TOP as u32)?;
+        a.push(gs)?;
+        a.pop(es)?;
+        a.xor(eax, eax)?;
+        a.mov(ax, es)?;
+        check(a, "push gs; pop es: es", u64::from(sel::DATA_4000))?;
+        a.mov(ax, u32::from(sel::DATA))?;
+        a.mov(es, ax)?;
         boot::prot32_to_pm16(a, "pm16")
     });
 
