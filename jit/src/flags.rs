@@ -94,6 +94,65 @@ pub enum Lazy {
     },
 }
 
+/// The kind of a lazy record without its values: what a loop's back edge must reproduce for
+/// the loop proper to keep the record in variables.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
+    /// `Lazy::Dynamic`.
+    Dynamic,
+    /// `Lazy::Exact`.
+    Exact,
+    /// `Lazy::Arith`.
+    Arith(ArithOp, u32),
+    /// `Lazy::Logic`.
+    Logic(u32),
+    /// `Lazy::IncDec`.
+    IncDec(bool, u32),
+    /// `Lazy::Shift`.
+    Shift(u32),
+    /// `Lazy::CfOfDyn`.
+    CfOfDyn,
+}
+
+/// The shape of a record.
+pub fn shape(l: &Lazy) -> Shape {
+    match *l {
+        Lazy::Dynamic => Shape::Dynamic,
+        Lazy::Exact(_) => Shape::Exact,
+        Lazy::Arith { op, size, .. } => Shape::Arith(op, size),
+        Lazy::Logic { size, .. } => Shape::Logic(size),
+        Lazy::IncDec { dec, size, .. } => Shape::IncDec(dec, size),
+        Lazy::Shift { size, .. } => Shape::Shift(size),
+        Lazy::CfOfDyn { .. } => Shape::CfOfDyn,
+    }
+}
+
+/// The values of a record, in the order `rebuild` takes them.
+pub fn values(l: &Lazy) -> Vec<Value> {
+    match *l {
+        Lazy::Dynamic => vec![],
+        Lazy::Exact(v) => vec![v],
+        Lazy::Arith { a, b, r, .. } => vec![a, b, r],
+        Lazy::Logic { r, .. } => vec![r],
+        Lazy::IncDec { a, r, cf, .. } => vec![a, r, cf],
+        Lazy::Shift { r, cf, of, .. } => vec![r, cf, of],
+        Lazy::CfOfDyn { cf, of } => vec![cf, of],
+    }
+}
+
+/// A record of shape `s` with values `v` (as `values` lists them).
+pub fn rebuild(s: Shape, v: &[Value]) -> Lazy {
+    match s {
+        Shape::Dynamic => Lazy::Dynamic,
+        Shape::Exact => Lazy::Exact(v[0]),
+        Shape::Arith(op, size) => Lazy::Arith { op, size, a: v[0], b: v[1], r: v[2] },
+        Shape::Logic(size) => Lazy::Logic { size, r: v[0] },
+        Shape::IncDec(dec, size) => Lazy::IncDec { dec, size, a: v[0], r: v[1], cf: v[2] },
+        Shape::Shift(size) => Lazy::Shift { size, r: v[0], cf: v[1], of: v[2] },
+        Shape::CfOfDyn => Lazy::CfOfDyn { cf: v[0], of: v[1] },
+    }
+}
+
 /// log2 of an operand size, the low bits of `cc_op`.
 fn size_code(size: u32) -> u64 {
     match size {
@@ -319,8 +378,56 @@ impl Translator<'_, '_> {
         }
     }
 
+    /// CF of the record in the context, computed inline (no helper call): the interpreter's
+    /// carry formulas on the stored operands, selected by `cc_op`.
+    fn dynamic_carry(&mut self) -> Value {
+        let ld = |t: &mut Self, off: i32| t.b.ins().load(types::I64, trusted(), t.ctx, off);
+        let op = ld(self, offsets::ctx::CC_OP);
+        let a = ld(self, offsets::ctx::CC_A);
+        let b = ld(self, offsets::ctx::CC_B);
+        let r = ld(self, offsets::ctx::CC_R);
+        let rf = self.b.ins().load(types::I64, trusted(), self.st, offsets::RFLAGS);
+        // Top bit index: 8 << (op & 3) minus one.
+        let sz = self.b.ins().band_imm_s(op, 3);
+        let eight = self.b.ins().iconst(types::I64, 8);
+        let bits = self.b.ins().ishl(eight, sz);
+        let top = self.b.ins().iadd_imm_s(bits, -1);
+        // ADD: (a & b) | ((a | b) & !r); SUB: (!a & b) | (!(a ^ b) & r).
+        let ab = self.b.ins().band(a, b);
+        let aob = self.b.ins().bor(a, b);
+        let nr = self.b.ins().bnot(r);
+        let t1 = self.b.ins().band(aob, nr);
+        let add_c = self.b.ins().bor(ab, t1);
+        let na = self.b.ins().bnot(a);
+        let s1 = self.b.ins().band(na, b);
+        let x = self.b.ins().bxor(a, b);
+        let nx = self.b.ins().bnot(x);
+        let s2 = self.b.ins().band(nx, r);
+        let sub_c = self.b.ins().bor(s1, s2);
+        let kind = self.b.ins().band_imm_s(op, cc::OP_MASK as i64);
+        let is_add = self.b.ins().icmp_imm_s(IntCC::Equal, kind, cc::ADD as i64);
+        let is_sub = self.b.ins().icmp_imm_s(IntCC::Equal, kind, cc::SUB as i64);
+        let arith = self.b.ins().select(is_add, add_c, sub_c);
+        let arith_c = self.b.ins().ushr(arith, top);
+        // INC/DEC keep it in b, SHIFT in a, NONE in RFLAGS; LOGIC clears it.
+        let kind2 = self.b.ins().band_imm_s(kind, !4i64);
+        let is_incdec = self.b.ins().icmp_imm_s(IntCC::Equal, kind2, cc::INC as i64);
+        let is_shift = self.b.ins().icmp_imm_s(IntCC::Equal, kind, cc::SHIFT as i64);
+        let is_none = self.b.ins().icmp_imm_s(IntCC::Equal, kind, cc::NONE as i64);
+        let zero = self.b.ins().iconst(types::I64, 0);
+        let v = self.b.ins().select(is_none, rf, zero);
+        let v = self.b.ins().select(is_shift, a, v);
+        let v = self.b.ins().select(is_incdec, b, v);
+        let either = self.b.ins().bor(is_add, is_sub);
+        let v = self.b.ins().select(either, arith_c, v);
+        self.b.ins().band_imm_s(v, 1)
+    }
+
     /// CF now, as an i64 0 or 1 (for ADC, SBB, INC, DEC).
     pub fn carry_i64(&mut self) -> Value {
+        if let Lazy::Dynamic = self.lazy {
+            return self.dynamic_carry();
+        }
         let l = self.known();
         let c = match l {
             Lazy::CfOfDyn { cf, .. } | Lazy::IncDec { cf, .. } | Lazy::Shift { cf, .. } => return cf,

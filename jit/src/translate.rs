@@ -171,6 +171,8 @@ pub struct Translator<'a, 'b> {
     /// The `CpuState` pointer.
     pub st: Value,
     regs: [Variable; 16],
+    /// Registers loaded from the guest state so far (on first use).
+    loaded: u16,
     /// Registers written so far (bit n: GPR n), stored back at exits.
     pub dirty: u16,
     /// The flags as the instructions so far left them.
@@ -184,7 +186,7 @@ pub struct Translator<'a, 'b> {
     /// Address of the next instruction.
     pub next_ip: u64,
     start: u64,
-    loop_hdr: Option<Block>,
+    looping: Looping,
     fault_blk: Option<Block>,
     pending_faults: Vec<PendingFault>,
     /// Set by a store miss path that invalidated code: the join value to test after the
@@ -255,28 +257,14 @@ pub fn build(b: &mut FunctionBuilder, plan: &Plan, start: u64, env: BlockEnv) {
     b.def_var(bud, b1);
     count_block(b, ctx);
     let st = b.ins().load(types::I64, trusted(), ctx, offsets::ctx::STATE);
-    let regs: [Variable; 16] = std::array::from_fn(|k| {
-        let v = b.declare_var(types::I64);
-        let x = b.ins().load(types::I64, trusted(), st, offsets::gpr(k));
-        b.def_var(v, x);
-        v
-    });
-    let is_loop = self_loop(plan, start);
-    let loop_hdr = if is_loop {
-        let h = b.create_block();
-        b.ins().jump(h, &[]);
-        b.switch_to_block(h);
-        Some(h)
-    } else {
-        None
-    };
+    let regs: [Variable; 16] = std::array::from_fn(|_| b.declare_var(types::I64));
     let mut t = Translator {
         b,
         ctx,
         st,
         regs,
-        // In a loop, any register may have been changed by an earlier iteration.
-        dirty: if is_loop { 0xffff } else { 0 },
+        loaded: 0,
+        dirty: 0,
         lazy: Lazy::Dynamic,
         bud,
         n,
@@ -284,7 +272,7 @@ pub fn build(b: &mut FunctionBuilder, plan: &Plan, start: u64, env: BlockEnv) {
         ip: start,
         next_ip: start,
         start,
-        loop_hdr,
+        looping: if self_loop(plan, start) { Looping::Peeled } else { Looping::No },
         fault_blk: None,
         pending_faults: Vec::new(),
         smc: None,
@@ -292,33 +280,22 @@ pub fn build(b: &mut FunctionBuilder, plan: &Plan, start: u64, env: BlockEnv) {
         env,
         next_slot: 0,
     };
-    let mut ended = false;
-    for ins in &plan.insns {
-        t.ip = ins.i.ip();
-        t.next_ip = ins.i.next_ip();
-        t.fault_blk = None;
-        t.smc = None;
-        let flow = crate::lower::lower(&mut t, ins);
-        if flow == crate::lower::Flow::End {
-            ended = true;
-            break;
-        }
-        t.done += 1;
-        if let Some(smc) = t.smc.take() {
-            // A store invalidated translated code (maybe this block's): leave now.
-            let cont = t.b.create_block();
-            let leave = t.b.create_block();
-            t.b.ins().brif(smc, leave, &[], cont, &[]);
-            t.b.set_cold_block(leave);
-            t.b.switch_to_block(leave);
-            let next = t.next_ip;
-            t.exit_to_run_loop(next, t.done);
-            t.b.switch_to_block(cont);
-        }
-    }
+    let ended = t.lower_all(plan);
     if !ended {
         let target = plan.fallthrough.unwrap_or(t.next_ip);
         t.jump_static(target);
+    }
+    if let Looping::Entered { hdr, shape, vars, dirty } = t.looping.clone() {
+        // The loop proper: the same instructions again, entered from the first iteration's
+        // back edge with the registers and the flags record in variables.
+        t.b.switch_to_block(hdr);
+        let vals: Vec<Value> = vars.iter().map(|&v| t.b.use_var(v)).collect();
+        t.lazy = crate::flags::rebuild(shape, &vals);
+        t.dirty = dirty;
+        t.done = 0;
+        t.looping = Looping::InLoop { hdr, shape, vars };
+        let ended = t.lower_all(plan);
+        debug_assert!(ended, "a loop block ends with its back edge");
     }
     t.emit_fault_exits();
 }
@@ -335,6 +312,28 @@ struct PendingFault {
     done: i64,
 }
 
+/// How a block that jumps back to its own start is being translated.
+#[derive(Clone, Debug)]
+enum Looping {
+    /// Not a loop.
+    No,
+    /// The first iteration (entered from the prologue, flags dynamic).
+    Peeled,
+    /// The first iteration's back edge was emitted: the loop proper starts at `hdr`.
+    Entered {
+        hdr: Block,
+        shape: crate::flags::Shape,
+        vars: Vec<Variable>,
+        dirty: u16,
+    },
+    /// Translating the loop proper.
+    InLoop {
+        hdr: Block,
+        shape: crate::flags::Shape,
+        vars: Vec<Variable>,
+    },
+}
+
 fn count_block(b: &mut FunctionBuilder, ctx: Value) {
     let n = b.ins().load(types::I64, trusted(), ctx, offsets::ctx::BLOCKS);
     let n1 = b.ins().iadd_imm_s(n, 1);
@@ -342,6 +341,33 @@ fn count_block(b: &mut FunctionBuilder, ctx: Value) {
 }
 
 impl Translator<'_, '_> {
+    /// Lower the plan's instructions; returns whether the last one ended the block.
+    fn lower_all(&mut self, plan: &Plan) -> bool {
+        for ins in &plan.insns {
+            self.ip = ins.i.ip();
+            self.next_ip = ins.i.next_ip();
+            self.fault_blk = None;
+            self.smc = None;
+            if crate::lower::lower(self, ins) == crate::lower::Flow::End {
+                return true;
+            }
+            self.done += 1;
+            if let Some(smc) = self.smc.take() {
+                // A store invalidated translated code (maybe this block's): leave now.
+                let cont = self.b.create_block();
+                let leave = self.b.create_block();
+                self.b.ins().brif(smc, leave, &[], cont, &[]);
+                self.b.set_cold_block(leave);
+                self.b.switch_to_block(leave);
+                let next = self.next_ip;
+                let done = self.done;
+                self.exit_to_run_loop(next, done);
+                self.b.switch_to_block(cont);
+            }
+        }
+        false
+    }
+
     // ---- constants and conversions ------------------------------------------------------
 
     /// An integer constant of `size` bytes (masked).
@@ -387,15 +413,25 @@ impl Translator<'_, '_> {
 
     // ---- registers ----------------------------------------------------------------------
 
-    /// The full 64-bit value of GPR `n`.
+    /// The full 64-bit value of GPR `n`, loaded from the guest state on first use. (Every
+    /// use is on the block's main line, so the load dominates all later uses; a loop's
+    /// first iteration loads whatever the loop proper uses.)
     pub fn gpr(&mut self, n: usize) -> Value {
-        self.b.use_var(self.regs[n & 15])
+        let n = n & 15;
+        if self.loaded & (1 << n) == 0 {
+            let v = self.b.ins().load(types::I64, trusted(), self.st, offsets::gpr(n));
+            self.b.def_var(self.regs[n], v);
+            self.loaded |= 1 << n;
+        }
+        self.b.use_var(self.regs[n])
     }
 
     /// Set the full 64-bit value of GPR `n`.
     pub fn set_gpr(&mut self, n: usize, v: Value) {
-        self.b.def_var(self.regs[n & 15], v);
-        self.dirty |= 1 << (n & 15);
+        let n = n & 15;
+        self.b.def_var(self.regs[n], v);
+        self.loaded |= 1 << n;
+        self.dirty |= 1 << n;
     }
 
     /// Read a register of `size` bytes (`high`: AH/CH/DH/BH).
@@ -520,9 +556,41 @@ impl Translator<'_, '_> {
     /// block's own start, else a chained exit.
     pub fn jump_static(&mut self, target: u64) {
         if target == self.start {
-            if let Some(hdr) = self.loop_hdr {
-                self.back_edge(hdr);
-                return;
+            match self.looping.clone() {
+                Looping::Peeled => {
+                    let shape = crate::flags::shape(&self.lazy);
+                    let vals = crate::flags::values(&self.lazy);
+                    let vars: Vec<Variable> = vals
+                        .iter()
+                        .map(|&v| {
+                            let ty = self.b.func.dfg.value_type(v);
+                            self.b.declare_var(ty)
+                        })
+                        .collect();
+                    for (&var, &v) in vars.iter().zip(&vals) {
+                        self.b.def_var(var, v);
+                    }
+                    let hdr = self.b.create_block();
+                    self.looping = Looping::Entered { hdr, shape, vars, dirty: self.dirty };
+                    self.back_edge(hdr);
+                    return;
+                }
+                Looping::InLoop { hdr, shape, vars } if crate::flags::shape(&self.lazy) == shape => {
+                    let vals = crate::flags::values(&self.lazy);
+                    for (&var, &v) in vars.iter().zip(&vals) {
+                        self.b.def_var(var, v);
+                    }
+                    self.back_edge(hdr);
+                    return;
+                }
+                Looping::InLoop { .. } => {
+                    // The flags record changed shape between iterations: hand the record to
+                    // the run loop, which enters the block again.
+                    let n = self.n;
+                    self.exit_to_run_loop(target, n);
+                    return;
+                }
+                _ => {}
             }
         }
         self.writeback();
@@ -546,11 +614,9 @@ impl Translator<'_, '_> {
         self.ret(exit::NEXT);
     }
 
+    /// Go round the loop again if the budget and the page's validity allow, else leave for
+    /// the run loop at the block's start.
     fn back_edge(&mut self, hdr: Block) {
-        // The lazy flags go to the context: the loop header starts from `Lazy::Dynamic`.
-        let lazy = self.lazy;
-        let saved = lazy;
-        self.flush_lazy(lazy);
         let cell_addr = self.imm64(self.env.cell);
         let cell = self.b.ins().load(types::I64, trusted(), cell_addr, 0);
         let epoch = self.b.ins().load(types::I64, trusted(), self.ctx, offsets::ctx::CODE_EPOCH);
@@ -561,8 +627,8 @@ impl Translator<'_, '_> {
         let again = self.b.create_block();
         let leave = self.b.create_block();
         self.b.ins().brif(go_on, again, &[], leave, &[]);
+        self.b.set_cold_block(leave);
         self.b.switch_to_block(leave);
-        self.lazy = Lazy::Dynamic;
         let start = self.start;
         let n = self.n;
         self.exit_to_run_loop(start, n);
@@ -571,7 +637,6 @@ impl Translator<'_, '_> {
         self.b.def_var(self.bud, nb);
         count_block(self.b, self.ctx);
         self.b.ins().jump(hdr, &[]);
-        self.lazy = saved;
     }
 
     /// End the block with a jump to the computed `target` (RET, JMP/CALL through a register
