@@ -147,7 +147,7 @@ impl<'s> Asm<'s> {
         self.a.db(&b)
     }
 
-    fn finish(mut self, ip: u64) -> Result<(Vec<u8>, Vec<(String, u64)>), IcedError> {
+    fn finish(mut self, ip: u64) -> Result<Assembled, IcedError> {
         let r = self.a.assemble_options(ip, BlockEncoderOptions::RETURN_NEW_INSTRUCTION_OFFSETS)?;
         let mut out = Vec::new();
         for (name, l) in &self.exports {
@@ -156,6 +156,12 @@ impl<'s> Asm<'s> {
         Ok((r.inner.code_buffer, out))
     }
 }
+
+/// Machine code and the addresses of its exported labels.
+type Assembled = (Vec<u8>, Vec<(String, u64)>);
+
+/// Bytes computed from the final symbol addresses.
+pub type LateBytes = Box<dyn Fn(&Syms) -> Vec<u8>>;
 
 /// Something written into guest RAM at boot, before the ROM's own code runs in protected
 /// mode (see `rt::ram_init32` for the record format).
@@ -169,7 +175,7 @@ pub enum RamInit {
     /// `count` 4-byte entries: first, first + step, ...
     Run32 { addr: u64, count: u32, first: u32, step: u32 },
     /// Bytes computed from the final symbol addresses (IDT gates, pointers to code).
-    Late(u64, Box<dyn Fn(&Syms) -> Vec<u8>>),
+    Late(u64, LateBytes),
 }
 
 impl std::fmt::Debug for RamInit {
@@ -379,17 +385,17 @@ impl RomBuilder {
         pieces.push(small("rom_gdt", Box::new(|s| tables::standard_gdt(s.rom_base()))));
         pieces.push(small(
             "rom_gdtr",
-            Box::new(|s| tables::pseudo_descriptor(u16::from(layout::sel::GDT_END) - 1, s.addr("rom_gdt"))),
+            Box::new(|s| tables::pseudo_descriptor(layout::sel::GDT_END - 1, s.addr("rom_gdt"))),
         ));
         pieces.push(small(
             "ram_gdtr",
-            Box::new(|_| tables::pseudo_descriptor(u16::from(layout::sel::GDT_END) - 1, layout::GDT_ADDR)),
+            Box::new(|_| tables::pseudo_descriptor(layout::sel::GDT_END - 1, layout::GDT_ADDR)),
         ));
         pieces.push(small("idtr64", Box::new(|_| tables::pseudo_descriptor(256 * 16 - 1, layout::IDT_ADDR))));
         pieces.push(small("idtr32", Box::new(|_| tables::pseudo_descriptor(256 * 8 - 1, layout::IDT_ADDR))));
         pieces.push(small("ivt_real", Box::new(|_| tables::pseudo_descriptor(0x3ff, 0))));
         pieces.extend(rest);
-        let ram = std::sync::Arc::new(ram);
+        let ram = std::rc::Rc::new(ram);
         pieces.push(small("ram_init", Box::new(move |s| encode_records(&ram, s))));
         let b = RomBuilder { name: name.clone(), pieces: Vec::new(), ram: Vec::new() };
         for size in IMAGE_SIZES {

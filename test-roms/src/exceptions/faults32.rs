@@ -148,10 +148,10 @@ pub fn build() -> TestRom {
         // INTO traps (vector 4) when OF is set: 0x7f + 1 overflows.
         a.mov(al, 0x7f)?;
         a.add(al, 1)?;
-        faults::expect_fault(a, |a| CodeAssembler::into(&mut **a))?;
+        faults::expect_fault(a, |a| CodeAssembler::into(a))?;
         faults::report(a, "into with OF set", 4, None, SavedRip::Next)?;
         a.xor(eax, eax)?;
-        CodeAssembler::into(&mut **a)?;
+        CodeAssembler::into(a)?;
         a.mov(eax, dword_ptr(layout::VAR_VECTOR as u32))?;
         check(a, "into with OF clear does nothing", 4)?;
 

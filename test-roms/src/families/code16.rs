@@ -96,12 +96,11 @@ pub fn build() -> TestRom {
     }
     // LEA with a 16-bit address: the sum wraps at 64 KiB, like the host's 64-bit sum
     // truncated to a 16-bit destination.
-    for form in 0..FORMS.len() {
+    for &(b, x) in &FORMS {
         for _ in 0..2 {
             let d = reg16(&mut g, 16);
             let input = g.input(&[0, 1, 2, 3, 4, 5, 6], false);
             let disp = g.rng.pick(&[0i32, 5, -3, 0x1234, -0x4321]);
-            let (b, x) = FORMS[form];
             let guest = |a: &mut CodeAssembler| {
                 let m = match (b, x) {
                     (Some(reg::RBX), Some(reg::RSI)) => bx + si + disp,

@@ -21,7 +21,7 @@ enum Op {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Rep {
     None,
-    Rep,
+    Plain,
     Repe,
     Repne,
 }
@@ -29,7 +29,7 @@ enum Rep {
 fn emit(a: &mut CodeAssembler, op: Op, size: u32, rep: Rep) -> crate::asm::R {
     match rep {
         Rep::None => {}
-        Rep::Rep => {
+        Rep::Plain => {
             let _ = a.rep();
         }
         Rep::Repe => {
@@ -75,9 +75,9 @@ fn start(g: &mut Gen, e: u64, count: u64, down: bool) -> u64 {
 pub fn build() -> TestRom {
     let mut g = Gen::new(0x5791_0000_000a);
     let plans: [(Op, &[Rep]); 5] = [
-        (Op::Movs, &[Rep::None, Rep::Rep]),
-        (Op::Stos, &[Rep::None, Rep::Rep]),
-        (Op::Lods, &[Rep::None, Rep::Rep]),
+        (Op::Movs, &[Rep::None, Rep::Plain]),
+        (Op::Stos, &[Rep::None, Rep::Plain]),
+        (Op::Lods, &[Rep::None, Rep::Plain]),
         (Op::Cmps, &[Rep::None, Rep::Repe, Rep::Repne]),
         (Op::Scas, &[Rep::None, Rep::Repe, Rep::Repne]),
     ];
