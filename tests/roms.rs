@@ -217,3 +217,14 @@ fn test_vx_cli_hlt_is_status_3() {
     assert!(r.stderr.contains("RIP="), "register dump expected: {}", r.stderr);
     assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
 }
+
+/// `cargo test --test roms list_roms -- --ignored --nocapture`: every ROM with its size and
+/// the number of checks it prints.
+#[test]
+#[ignore]
+fn list_roms() {
+    for r in test_roms::all() {
+        let checks = r.expected.lines().filter(|l| l.ends_with(" ok") || l.starts_with("ok ")).count();
+        println!("{:<28} {:>4} KiB {:>5} checks", r.name, r.image.len() / 1024, checks);
+    }
+}

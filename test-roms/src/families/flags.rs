@@ -11,7 +11,7 @@ use crate::check::{fl, reg};
 /// Build the ROM.
 pub fn build() -> TestRom {
     let mut g = Gen::new(0xf1a6_0000_000b);
-    for k in 0..60 {
+    for k in 0..160 {
         let mut input = g.input(&[reg::RAX, reg::RBX], false);
         if g.rng.one_in(3) {
             input.rflags |= u64::from(fl::DF);
@@ -46,7 +46,7 @@ pub fn build() -> TestRom {
         }
     }
     // LAHF after an arithmetic instruction, SAHF before a conditional one.
-    for _ in 0..20 {
+    for _ in 0..40 {
         let input = g.input(&[reg::RAX, reg::RBX, reg::RCX], false);
         g.add64(input, fl::ALL, |a| {
             a.add(rbx, rcx)?;

@@ -36,7 +36,7 @@ pub fn build() -> TestRom {
     let mut g = Gen::new(0x100b_0000_0009);
     for kind in [Kind::Loop, Kind::Loope, Kind::Loopne] {
         for use_ecx in [false, true] {
-            for _ in 0..16 {
+            for _ in 0..30 {
                 let mut input = g.input(&[reg::RAX, reg::RBX, reg::RCX, reg::RDX], false);
                 let count = 1 + g.rng.below(40);
                 let high = if use_ecx { g.rng.next_u64() & !0xffff_ffff } else { 0 };
@@ -64,7 +64,7 @@ pub fn build() -> TestRom {
         }
     }
     for use_ecx in [false, true] {
-        for k in 0..12 {
+        for k in 0..24 {
             let mut input = g.input(&[reg::RAX, reg::RCX], false);
             input.regs[reg::RCX] = match k % 4 {
                 0 => 0,

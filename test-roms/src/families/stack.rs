@@ -17,7 +17,7 @@ fn free_reg(g: &mut Gen) -> usize {
 /// Build the ROM.
 pub fn build() -> TestRom {
     let mut g = Gen::new(0x57ac_0000_0008);
-    for _ in 0..12 {
+    for _ in 0..30 {
         let (s, d) = two_regs(&mut g.rng);
         let input = g.input(&[s, d], false);
         g.add64(input, fl::ALL, |a| {
@@ -25,7 +25,7 @@ pub fn build() -> TestRom {
             a.pop(R64[d])
         });
     }
-    for _ in 0..10 {
+    for _ in 0..20 {
         let (s, d) = (free_reg(&mut g), free_reg(&mut g));
         let input = g.input(&[s, d], false);
         // 16-bit pushes move RSP by 2.
@@ -38,7 +38,7 @@ pub fn build() -> TestRom {
             a.pop(R16[d])
         });
     }
-    for _ in 0..10 {
+    for _ in 0..24 {
         let d = free_reg(&mut g);
         let v = super::imm(&mut g.rng, 32) as i32;
         let small = g.rng.below(256) as i32 - 128;
@@ -50,7 +50,7 @@ pub fn build() -> TestRom {
             a.pop(rax)
         });
     }
-    for _ in 0..10 {
+    for _ in 0..20 {
         let (o1, o2) = (g.rng.below(4) as i32 * 8, g.rng.below(25) as i32);
         let input = g.input(&[], true);
         g.add64(input, fl::ALL, |a| {
@@ -58,7 +58,7 @@ pub fn build() -> TestRom {
             a.pop(qword_ptr(r15 + o2))
         });
     }
-    for _ in 0..10 {
+    for _ in 0..24 {
         let (s, t) = two_regs(&mut g.rng);
         let (d, e) = (free_reg(&mut g), free_reg(&mut g));
         let input = g.input(&[s, t, d, e], false);
@@ -84,7 +84,7 @@ pub fn build() -> TestRom {
     }
     // ENTER size, level / LEAVE with the old frame inside the memory block.
     for level in 0..4u32 {
-        for _ in 0..6 {
+        for _ in 0..12 {
             let size = g.rng.below(48) as u32;
             let input = g.input(&[reg::RBP], true);
             g.add64(input, fl::ALL, |a| {
@@ -111,7 +111,7 @@ pub fn build() -> TestRom {
         }
     }
     // Near CALL (relative, register, memory) and RET, RET imm16.
-    for k in 0..12 {
+    for k in 0..24 {
         let input = g.input(&[reg::RAX, reg::RBX, reg::RCX], true);
         g.add64(input, fl::ALL, |a| {
             let (mut f, mut done) = (a.create_label(), a.create_label());
@@ -139,7 +139,7 @@ pub fn build() -> TestRom {
             a.nop()
         });
     }
-    for _ in 0..8 {
+    for _ in 0..16 {
         let input = g.input(&[reg::RAX, reg::RBX, reg::RCX], false);
         g.add64(input, fl::ALL, |a| {
             let (mut f, mut done) = (a.create_label(), a.create_label());

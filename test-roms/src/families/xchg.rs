@@ -23,7 +23,7 @@ fn read(mem: &[u8], off: i32, size: u32) -> u64 {
 pub fn build() -> TestRom {
     let mut g = Gen::new(0x8c60_0000_0005);
     for size in [8u32, 16, 32, 64] {
-        for k in 0..10 {
+        for k in 0..16 {
             let (d, s) = two_regs(&mut g.rng);
             let off = mem_off(&mut g.rng, size);
             let input = g.input(&[d, s], true);
@@ -38,7 +38,7 @@ pub fn build() -> TestRom {
                 }),
             }
         }
-        for k in 0..12 {
+        for k in 0..16 {
             let (d, s) = two_regs(&mut g.rng);
             let off = mem_off(&mut g.rng, size);
             let input = g.input(&[d, s], true);
@@ -54,7 +54,7 @@ pub fn build() -> TestRom {
                 });
             }
         }
-        for k in 0..16 {
+        for k in 0..24 {
             // CMPXCHG dst, src compares the accumulator with dst.
             let (d, s) = two_regs(&mut g.rng);
             let off = mem_off(&mut g.rng, size);
