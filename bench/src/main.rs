@@ -238,6 +238,32 @@ fn main() -> ExitCode {
             ));
         }
     }
+    // Fixed cost and steady-state speed, from the two variants (the workload ROM runs
+    // passes - 1 more passes than the startup ROM). CPU time, not wall time: on a busy
+    // machine a 0.1 s wall time can easily double, CPU time much less so.
+    if let (Some(ns), Some(nw)) = (counts[0], counts[1])
+        && built[1].passes > built[0].passes
+    {
+        line(String::new());
+        line("From median CPU times (user + system, all threads):".into());
+        line(String::new());
+        line("| engine | CPU per pass (s) | fixed cost: startup CPU - one pass (s) | steady-state MIPS (CPU) |".into());
+        line("|---|---:|---:|---:|".into());
+        for e in &engines {
+            let find =
+                |v: &str| rows.iter().find(|r| r.engine == e.name() && r.variant == v && r.failure.is_none());
+            let (Some(rs), Some(rw)) = (find("startup"), find("workload")) else { continue };
+            let (cs, cw) = (median(&rs.cpu), median(&rw.cpu));
+            let extra = f64::from(built[1].passes - built[0].passes);
+            let per_pass = (cw - cs) / extra;
+            line(format!(
+                "| {} | {per_pass:.4} | {:.3} | {:.1} |",
+                e.name(),
+                cs - per_pass,
+                (nw - ns) as f64 / (cw - cs) / 1e6
+            ));
+        }
+    }
     line(String::new());
     line("MIPS = guest instructions (counted by vx --stats) / median wall-clock time of the whole".into());
     line("process. vx speed / engine speed = engine time / vx time (above 1: vx is faster).".into());
