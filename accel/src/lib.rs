@@ -95,20 +95,25 @@ pub fn create_vcpu(
         AccelKind::Auto => {
             let probe = probe();
             let choice = decide_auto(&probe, entry);
-            if choice.kvm {
+            // Without KVM, auto runs the JIT (it runs every guest the interpreter runs, and
+            // passes the same ROM suite); the interpreter only if the JIT cannot start.
+            let why_not_kvm = if choice.kvm {
                 match create_kvm(ram.clone(), entry, &probe) {
                     Ok(v) => return Ok((Box::new(v), choice.reason)),
-                    Err(e) => {
-                        return Ok((
-                            Box::new(Interp::new(ram)),
-                            format!(
-                                "interp: auto fell back to the interpreter because KVM failed ({e})"
-                            ),
-                        ));
-                    }
+                    Err(e) => format!("KVM failed ({e})"),
                 }
+            } else {
+                let r = choice.reason.as_str();
+                let r = r.strip_prefix("interp: auto picks the interpreter because ").unwrap_or(r);
+                r.trim_end_matches(" and the JIT is not built yet").to_string()
+            };
+            match jit::JitVcpu::new(ram.clone()) {
+                Ok(v) => Ok((Box::new(v), format!("jit: auto picks the JIT because {why_not_kvm}"))),
+                Err(e) => Ok((
+                    Box::new(Interp::new(ram)),
+                    format!("interp: auto fell back to the interpreter because {why_not_kvm} and the JIT failed ({e})"),
+                )),
             }
-            Ok((Box::new(Interp::new(ram)), choice.reason))
         }
         AccelKind::Jit => Ok((
             Box::new(jit::JitVcpu::new(ram)?),
