@@ -66,7 +66,7 @@ pub fn build() -> TestRom {
                 input.regs[reg::RAX] = (input.regs[reg::RAX] & !full(size)) | v;
             }
             let lock = in_mem && k % 8 >= 4;
-            g.add64(input, fl::ALL, |a| {
+            let code = crate::check::snippet(64, |a| {
                 if in_mem {
                     if lock {
                         let _ = a.lock();
@@ -76,6 +76,14 @@ pub fn build() -> TestRom {
                     op2!(a, cmpxchg, size, super::Opnd::R(d), super::Opnd::R(s); rr)
                 }
             });
+            let mut spec = crate::host::Spec::same(code, input, fl::ALL);
+            if size == 32 && !in_mem && !equal {
+                // A 32-bit register destination after a failed comparison: Intel writes the
+                // old value back (SDM pseudo-code: DEST <- TEMP), which clears bits 63:32;
+                // AMD does not write it (APM), leaving them. Vendors differ: not compared.
+                spec.ignore = 1 << d;
+            }
+            g.add(spec);
         }
     }
     // CMPXCHG8B m64: EDX:EAX against memory; ECX:EBX stored when equal.
