@@ -51,7 +51,9 @@ fn isa() -> Result<OwnedTargetIsa, JitError> {
     let set = |fb: &mut settings::Builder, k: &str, v: &str| {
         fb.set(k, v).map_err(|e| JitError::Codegen(format!("setting {k}={v}: {e}")))
     };
-    set(&mut fb, "opt_level", "speed")?;
+    // VX_JIT_OPT=none|speed (default speed): Cranelift's optimization level, for measuring.
+    let opt = std::env::var("VX_JIT_OPT").unwrap_or_else(|_| "speed".into());
+    set(&mut fb, "opt_level", &opt)?;
     set(&mut fb, "use_colocated_libcalls", "false")?;
     set(&mut fb, "is_pic", "false")?;
     // Cranelift's x64 tail calls (block chaining) rely on frame pointers.

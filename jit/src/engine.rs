@@ -256,7 +256,9 @@ impl Engine {
         }
         self.check_translation_state(ctx);
         let st = self.interp.state();
-        if self.interp_only || !st.in_64bit_mode() || st.rflags & fl::TF != 0 || st.interrupt_shadow {
+        // Single-stepping, the one-instruction interrupt shadow and RF (which lasts for one
+        // instruction) are the interpreter's business.
+        if self.interp_only || !st.in_64bit_mode() || st.rflags & (fl::TF | fl::RF) != 0 || st.interrupt_shadow {
             return self.step_interp(ctx, io, None);
         }
         let rip = st.rip;
