@@ -66,6 +66,7 @@ fn test_all_lists_every_area_with_unique_names() {
 fn show_rom() {
     let want = std::env::var("VX_SHOW_ROM").unwrap_or_else(|_| "demo".into());
     let mut roms = test_roms::all();
+    roms.extend(test_roms::pending());
     roms.push(test_roms::demo_rom());
     for rom in roms.into_iter().filter(|r| r.name == want) {
         if let Ok(path) = std::env::var("VX_DUMP_ROM") {
@@ -227,4 +228,12 @@ fn list_roms() {
         let checks = r.expected.lines().filter(|l| l.ends_with(" ok") || l.starts_with("ok ")).count();
         println!("{:<28} {:>4} KiB {:>5} checks", r.name, r.image.len() / 1024, checks);
     }
+}
+
+/// ROMs for behaviour vx does not implement yet (`test_roms::pending()`); run with
+/// `cargo test --test roms pending -- --ignored` to see how far the engines are.
+#[test]
+#[ignore]
+fn pending_roms() {
+    common::check_roms(test_roms::pending(), TIMEOUT);
 }

@@ -48,6 +48,13 @@ pub fn all() -> Vec<TestRom> {
     v
 }
 
+/// ROMs that check architectural behaviour vx does not implement yet (expected output from
+/// the SDM): not in `all()`, so the suites stay green; run them with
+/// `cargo test --test roms pending -- --ignored`.
+pub fn pending() -> Vec<TestRom> {
+    vec![exceptions::debug64::build(), privilege::align64::build()]
+}
+
 /// The built-in demo guest: it narrates its way from real mode to long mode, computes some
 /// primes, and powers off through port 0xCF9 (vx exits with status 0).
 pub fn demo() -> Vec<u8> {

@@ -5,7 +5,8 @@
 //! leaves RSP alone; REP MOVSB faulting midway leaves RCX/RSI/RDI at the faulting element;
 //! a reserved bit in a page-table entry, and the XD bit without EFER.NXE, set the RSVD bit of
 //! the error code; an RBP-based access to a non-canonical address is #SS, not #GP; setting
-//! TF with POPF single-steps the next instruction; faults push RF = 1, traps RF = 0.
+//! TF with POPF single-steps the next instruction; faults push RF = 1, traps RF = 0; trap
+//! gates keep IF, interrupt gates clear it.
 
 use iced_x86::code_asm::*;
 
@@ -57,6 +58,8 @@ popf setting tf, then nop: saved rip is the next instruction ok
 dr6.bs = 0x1 ok
 ud2 (a fault): saved rflags.rf = 0x1 ok
 int3 (a trap): saved rflags.rf = 0x0 ok
+trap gate: if stays set in the handler = 0x1 ok
+interrupt gate: if cleared in the handler = 0x0 ok
 all checks passed
 ";
 
@@ -84,6 +87,19 @@ pub fn build() -> TestRom {
     faults::install64(&mut rom);
     rom.ram(RamInit::Bytes(layout::TSS_ADDR, tables::tss64(layout::STACK_TOP, &[layout::IST1_TOP])));
     let pf_gate_ist = layout::IDT_ADDR + u64::from(vector::PF) * 16 + 4;
+    rom.ram(tables::idt64_entry(0x30, "if_probe", 0, 0));
+    // INT 0x30: record RFLAGS as the handler sees it, then continue like the other stubs.
+    rom.code64("if_probe", |a| {
+        a.push(rax)?;
+        a.pushfq()?;
+        a.pop(rax)?;
+        a.mov(qword_ptr(layout::VAR_USER + 0x88), rax)?;
+        a.pop(rax)?;
+        a.push(-1)?;
+        a.push(0x30)?;
+        let common = a.sym("fault64.common");
+        a.jmp(common)
+    });
 
     rom.code64("main", move |a| {
         print(a, "exception corner cases in long mode\n")?;
@@ -181,6 +197,18 @@ pub fn build() -> TestRom {
             a.shr(eax, 16)?;
             a.and(eax, 1)?;
             check(a, what, u64::from(!trap))?;
+        }
+
+        // Trap gates leave IF alone; interrupt gates clear it (SDM Vol. 3A §6.12.1.3).
+        for (gate_type, what, v) in [(0x8fu8, "trap gate: if stays set in the handler", 1u64), (0x8e, "interrupt gate: if cleared in the handler", 0)] {
+            a.mov(byte_ptr(layout::IDT_ADDR + 0x30 * 16 + 5), u32::from(gate_type))?;
+            a.sti()?;
+            faults::expect_fault(a, |a| a.int(0x30))?;
+            a.cli()?;
+            a.mov(rax, qword_ptr(layout::VAR_USER + 0x88))?;
+            a.shr(eax, 9)?;
+            a.and(eax, 1)?;
+            check(a, what, v)?;
         }
         exit(a)
     });

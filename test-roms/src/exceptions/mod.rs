@@ -1,6 +1,7 @@
 //! Exception ROMs: handlers that record the vector, error code, saved RIP and CR2 of each
 //! fault, in long mode and in 32-bit protected mode, up to double faults.
 
+pub mod debug64;
 pub mod edges64;
 pub mod faults32;
 pub mod faults64;

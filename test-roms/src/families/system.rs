@@ -69,6 +69,17 @@ int1 (icebp): saved rip is the next instruction ok
 sti: rflags.if = 0x1 ok
 cli: rflags.if = 0x0 ok
 fences, pause, prefetch, clflush, wbinvd, endbr64 executed = 0x1 ok
+cr8 written and read back = 0x5 ok
+mov cr4 with reserved bit 31: vector = 0xd ok
+mov cr4 with reserved bit 31: error code = 0x0 ok
+clearing cr4.pae in long mode: vector = 0xd ok
+clearing cr4.pae in long mode: error code = 0x0 ok
+clearing cr0.pg in 64-bit mode: vector = 0xd ok
+clearing cr0.pg in 64-bit mode: error code = 0x0 ok
+setting cr0.nw without cr0.cd: vector = 0xd ok
+setting cr0.nw without cr0.cd: error code = 0x0 ok
+wrmsr efer clearing lme while paging: vector = 0xd ok
+wrmsr efer clearing lme while paging: error code = 0x0 ok
 all checks passed
 ";
 
@@ -348,6 +359,47 @@ pub fn build() -> TestRom {
         a.endbr64()?;
         a.mov(eax, 1)?;
         check(a, "fences, pause, prefetch, clflush, wbinvd, endbr64 executed", 1)?;
+        a.mov(eax, 5)?;
+        a.mov(cr8, rax)?;
+        a.xor(eax, eax)?;
+        a.mov(rax, cr8)?;
+        check(a, "cr8 written and read back", 5)?;
+        a.xor(eax, eax)?;
+        a.mov(cr8, rax)?;
+        // Control-register writes the CPU refuses with #GP(0).
+        let bad: [(&str, fn(&mut Asm) -> R); 5] = [
+            ("mov cr4 with reserved bit 31", |a| {
+                a.mov(rax, cr4)?;
+                a.bts(eax, 31)?;
+                a.mov(cr4, rax)
+            }),
+            ("clearing cr4.pae in long mode", |a| {
+                a.mov(rax, cr4)?;
+                a.btr(eax, 5)?;
+                a.mov(cr4, rax)
+            }),
+            ("clearing cr0.pg in 64-bit mode", |a| {
+                a.mov(rax, cr0)?;
+                a.btr(eax, 31)?;
+                a.mov(cr0, rax)
+            }),
+            ("setting cr0.nw without cr0.cd", |a| {
+                a.mov(rax, cr0)?;
+                a.btr(eax, 30)?;
+                a.bts(eax, 29)?;
+                a.mov(cr0, rax)
+            }),
+            ("wrmsr efer clearing lme while paging", |a| {
+                a.mov(ecx, msr::EFER)?;
+                a.rdmsr()?;
+                a.btr(eax, 8)?;
+                a.wrmsr()
+            }),
+        ];
+        for (what, body) in bad {
+            faults::expect_fault(a, body)?;
+            faults::report(a, what, vector::GP, Some(0), SavedRip::Unchecked)?;
+        }
         exit(a)
     });
     rom.build(EXPECTED)
