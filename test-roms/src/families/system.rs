@@ -83,6 +83,9 @@ wrmsr efer clearing lme while paging: error code = 0x0 ok
 all checks passed
 ";
 
+/// A piece of code to run.
+type Emit = fn(&mut Asm) -> R;
+
 /// MSR numbers (SDM Vol. 4).
 mod msr {
     pub const FS_BASE: u32 = 0xc000_0100;
@@ -367,7 +370,7 @@ pub fn build() -> TestRom {
         a.xor(eax, eax)?;
         a.mov(cr8, rax)?;
         // Control-register writes the CPU refuses with #GP(0).
-        let bad: [(&str, fn(&mut Asm) -> R); 5] = [
+        let bad: [(&str, Emit); 5] = [
             ("mov cr4 with reserved bit 31", |a| {
                 a.mov(rax, cr4)?;
                 a.bts(eax, 31)?;
