@@ -56,7 +56,7 @@ pub struct RunArgs {
     #[arg(long, default_value = "stdio")]
     pub serial: String,
     /// Stop the guest after this many seconds (exit status 124).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub timeout: Option<f64>,
     /// Print engine statistics at exit (instructions, MIPS, unimplemented instructions).
     #[arg(long)]

@@ -20,10 +20,18 @@ fn main() {
         .init();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
+        Err(e) if e.use_stderr() => {
+            // One line, like every other usage error: clap's first line without its
+            // "error: " prefix, and where to look for help.
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or("bad command line");
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            eprintln!("vx: {first} (see vx --help)");
+            std::process::exit(run::EXIT_USAGE);
+        }
         Err(e) => {
-            let code = if e.use_stderr() { run::EXIT_USAGE } else { 0 };
             let _ = e.print();
-            std::process::exit(code);
+            std::process::exit(0);
         }
     };
     let demo = test_roms::demo();

@@ -10,7 +10,7 @@ use crate::state::{CpuState, gpr, seg_attr, sreg};
 use crate::vcpu::VmIo;
 
 /// Per-run counters and logs that instruction handlers may touch.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Misc {
     /// I/O instructions executed since the run loop last looked (it checks kicks after them).
     pub io_done: bool,
@@ -18,6 +18,23 @@ pub struct Misc {
     pub unimplemented: std::collections::BTreeMap<String, u64>,
     /// TSC origin: the guest TSC counts nanoseconds since this instant.
     pub tsc_origin: Option<std::time::Instant>,
+    /// Physical page of the block being executed (u64::MAX: none); a store into it sets
+    /// `code_written` so the block ends after the storing instruction.
+    pub watch_page: u64,
+    /// A store hit `watch_page`.
+    pub code_written: bool,
+}
+
+impl Default for Misc {
+    fn default() -> Self {
+        Misc {
+            io_done: false,
+            unimplemented: Default::default(),
+            tsc_origin: None,
+            watch_page: u64::MAX,
+            code_written: false,
+        }
+    }
 }
 
 /// Everything an instruction handler can see and change.
@@ -159,7 +176,10 @@ impl Cx<'_> {
         u64::from_le_bytes(buf)
     }
 
-    fn phys_write(&self, e: &TlbEntry, lin: u64, size: u32, v: u64) {
+    fn phys_write(&mut self, e: &TlbEntry, lin: u64, size: u32, v: u64) {
+        if e.phys == self.misc.watch_page {
+            self.misc.code_written = true;
+        }
         let off = (lin & 0xfff) as usize;
         if !e.host.is_null() {
             if !e.is_rom() {

@@ -30,7 +30,7 @@ use crate::ram::GuestRam;
 use crate::state::{CpuState, flags as fl, gpr, sreg};
 use crate::vcpu::{EngineStats, Kicker, TraceFn, Vcpu, VcpuError, VcpuExit, VmIo};
 use cx::{Cx, Misc};
-use decode::ICache;
+use decode::{Decoded, ICache};
 use mmu::Tlb;
 
 
@@ -99,8 +99,8 @@ impl Interp {
         self.instructions
     }
 
-    /// Execute up to `max` instructions, stopping early after HLT, an I/O instruction or a
-    /// shutdown.
+    /// Execute about `max` instructions (whole blocks), stopping early after HLT, an I/O
+    /// instruction or a shutdown.
     pub fn run_batch(&mut self, io: &dyn VmIo, max: u32) -> StepResult {
         let mut cx = Cx {
             st: &mut self.st,
@@ -111,15 +111,59 @@ impl Interp {
             asz: 8,
         };
         let mut retired = 0u64;
+        let mut budget = i64::from(max);
         let mut result = StepResult::Ok;
-        for _ in 0..max {
-            match step_one(&mut cx, &mut self.icache, self.trace.as_mut()) {
-                Stepped::Retired => retired += 1,
-                Stepped::Exception => self.exceptions += 1,
-                Stepped::TripleFault(f) => {
+        let mut trace = self.trace.as_mut();
+        'outer: while budget > 0 {
+            let block = match fetch_address(&cx) {
+                Ok((lin, bits)) => {
+                    let rip = cx.st.rip;
+                    self.icache.block(&mut cx, lin, rip, bits)
+                }
+                Err(f) => Err(f),
+            };
+            let stepped = match block {
+                Ok(Some(b)) => {
+                    cx.misc.watch_page = b.page();
+                    cx.misc.code_written = false;
+                    let mut last = Stepped::Retired;
+                    for d in &b.insns {
+                        last = exec_decoded(&mut cx, d, trace.as_deref_mut());
+                        budget -= 1;
+                        if !matches!(last, Stepped::Retired) {
+                            break;
+                        }
+                        retired += 1;
+                        if cx.st.halted || cx.misc.io_done || cx.misc.code_written || cx.st.rip != d.next_rip {
+                            break;
+                        }
+                    }
+                    cx.misc.watch_page = u64::MAX;
+                    match last {
+                        Stepped::Retired => None,
+                        other => Some(other),
+                    }
+                }
+                Ok(None) => {
+                    budget -= 1;
+                    match step_one(&mut cx, &mut self.icache, trace.as_deref_mut()) {
+                        Stepped::Retired => {
+                            retired += 1;
+                            None
+                        }
+                        other => Some(other),
+                    }
+                }
+                Err(f) => Some(fault_at_boundary(&mut cx, f)),
+            };
+            match stepped {
+                None => {}
+                Some(Stepped::Retired) => retired += 1,
+                Some(Stepped::Exception) => self.exceptions += 1,
+                Some(Stepped::TripleFault(f)) => {
                     self.last_fault = Some(f);
                     result = StepResult::Shutdown;
-                    break;
+                    break 'outer;
                 }
             }
             if cx.st.halted || cx.misc.io_done {
@@ -165,49 +209,66 @@ enum Stepped {
     TripleFault(Fault),
 }
 
+/// The linear address of the next instruction, with the CS limit check (or the canonical
+/// check in 64-bit mode), and the code size.
+#[inline]
+fn fetch_address(cx: &Cx) -> Result<(u64, u32), Fault> {
+    let bitness = cx.st.code_bitness();
+    if bitness == 64 {
+        if !cx::canonical(cx.st.rip) {
+            return Err(Fault::GP0);
+        }
+        return Ok((cx.st.rip, 64));
+    }
+    let cs = &cx.st.seg[sreg::CS];
+    if cx.st.rip > u64::from(cs.limit) {
+        return Err(Fault::GP0);
+    }
+    Ok((cs.base.wrapping_add(cx.st.rip) & 0xffff_ffff, bitness))
+}
+
+/// Deliver a fault raised at the current instruction boundary (fetch faults).
+fn fault_at_boundary(cx: &mut Cx, f: Fault) -> Stepped {
+    match interrupt::deliver_exception(cx, f) {
+        Ok(()) => Stepped::Exception,
+        Err(f) => Stepped::TripleFault(f),
+    }
+}
+
+/// Fetch (one instruction, without the block cache) and execute.
 fn step_one(cx: &mut Cx, icache: &mut ICache, trace: Option<&mut TraceFn>) -> Stepped {
+    cx.st.interrupt_shadow = false;
+    let d = match fetch_address(cx).and_then(|(lin, bits)| icache.fetch_single(cx, lin, cx.st.rip, bits)) {
+        Ok(d) => *d,
+        Err(f) => return fault_at_boundary(cx, f),
+    };
+    exec_decoded(cx, &d, trace)
+}
+
+/// Execute decoded instruction `d` at the current RIP (which must be `d.insn.ip()`),
+/// delivering any fault it raises with the state as it was before it, and the single-step
+/// trap after it.
+#[inline]
+fn exec_decoded(cx: &mut Cx, d: &Decoded, trace: Option<&mut TraceFn>) -> Stepped {
     let start_rip = cx.st.rip;
     let start_rsp = cx.st.gpr[gpr::RSP];
     let tf = cx.st.rflags & fl::TF != 0;
     cx.st.interrupt_shadow = false;
-    let r = (|| -> Result<(), Fault> {
-        let bitness = cx.st.code_bitness();
-        // Fetch: CS limit check outside 64-bit mode, canonical check in it.
-        let lin = if bitness == 64 {
-            if !cx::canonical(cx.st.rip) {
-                return Err(Fault::GP0);
-            }
-            cx.st.rip
-        } else {
-            let cs = &cx.st.seg[sreg::CS];
-            if cx.st.rip > u64::from(cs.limit) {
-                return Err(Fault::GP0);
-            }
-            cs.base.wrapping_add(cx.st.rip) & 0xffff_ffff
-        };
-        let d = icache.fetch(cx, lin, cx.st.rip, bitness)?;
-        let i = &d.insn;
-        let len = i.len();
-        if let Some(t) = trace {
-            t(cx.st, &d.bytes[..len]);
-        }
-        cx.asz = u32::from(d.asz);
-        let next = i.next_ip();
-        cx.st.rip = match bitness {
-            16 => next & 0xffff,
-            32 => next & 0xffff_ffff,
-            _ => next,
-        };
-        // RF only lasts for one instruction (an IRET may set it again from its image).
-        cx.st.rflags &= !fl::RF;
-        if d.fast != fast::Fast::None {
-            return fast::exec(cx, d.fast, i);
-        }
-        if i.has_lock_prefix() && !lock_allowed(i) {
-            return Err(Fault::UD);
-        }
-        execute(cx, i, &d.bytes[..len])
-    })();
+    let i = &d.insn;
+    if let Some(t) = trace {
+        t(cx.st, &d.bytes[..i.len()]);
+    }
+    cx.asz = u32::from(d.asz);
+    cx.st.rip = d.next_rip;
+    // RF only lasts for one instruction (an IRET may set it again from its image).
+    cx.st.rflags &= !fl::RF;
+    let r = if d.fast != fast::Fast::None {
+        fast::exec(cx, d.fast, i)
+    } else if i.has_lock_prefix() && !lock_allowed(i) {
+        Err(Fault::UD)
+    } else {
+        execute(cx, i, &d.bytes[..i.len()])
+    };
     match r {
         Ok(()) => {
             if tf && !cx.st.halted {
@@ -386,8 +447,9 @@ impl Vcpu for Interp {
                 ("exceptions delivered".into(), self.exceptions),
                 ("external interrupts".into(), self.interrupts),
                 ("tlb misses".into(), self.tlb.misses),
-                ("decode cache hits".into(), self.icache.hits),
-                ("decodes".into(), self.icache.misses),
+                ("block cache hits".into(), self.icache.hits),
+                ("blocks decoded".into(), self.icache.misses),
+                ("single decodes".into(), self.icache.singles),
             ],
             unimplemented: self.misc.unimplemented.iter().map(|(k, v)| (k.clone(), *v)).collect(),
         }
