@@ -3,7 +3,7 @@
 //! after it) and CR2 for page faults. Covers #DE, #UD, #GP (bad selector, non-canonical
 //! address), #NP, #PF (not present, read-only), #BP, INT n, a handler on an IST stack, and
 //! a double fault: a page fault whose delivery itself page-faults, caught by a #DF handler
-//! on its own IST stack.
+//! on its own IST stack; and an exception raised in compatibility mode.
 
 use iced_x86::code_asm::*;
 
@@ -56,6 +56,11 @@ double fault: vector = 0x8 ok
 double fault: error code = 0x0 ok
 frame pushed on the ist 2 stack = 0x1 ok
 after the double fault, a page fault is a plain page fault again = 0xe ok
+compatibility mode: ud2: vector = 0x6 ok
+compatibility mode: ud2: no error code ok
+compatibility mode: ud2: saved rip is the faulting instruction ok
+compatibility mode: saved cs = 0x8 ok
+back in 64-bit mode: cs = 0x18 ok
 all checks passed
 ";
 
@@ -166,7 +171,26 @@ pub fn build() -> TestRom {
         faults::expect_fault(a, |a| a.mov(rax, qword_ptr(UNMAPPED)))?;
         a.mov(rax, qword_ptr(layout::VAR_VECTOR))?;
         check(a, "after the double fault, a page fault is a plain page fault again", u64::from(vector::PF))?;
+        // An exception in compatibility mode goes through the same 64-bit gate; IRETQ
+        // returns to the 32-bit code segment.
+        let compat = a.sym("compat");
+        a.push(i32::from(sel::CODE32))?;
+        a.mov(rax, compat)?;
+        a.push(rax)?;
+        a.retfq()?;
+        a.export("back64")?;
+        a.xor(eax, eax)?;
+        a.mov(ax, cs)?;
+        check(a, "back in 64-bit mode: cs", u64::from(sel::CODE64))?;
         exit(a)
+    });
+    rom.code32("compat", |a| {
+        faults::expect_fault(a, |a| a.ud2())?;
+        faults::report(a, "compatibility mode: ud2", vector::UD, None, SavedRip::Faulting)?;
+        a.mov(eax, dword_ptr(layout::VAR_CS as u32))?;
+        check(a, "compatibility mode: saved cs", u64::from(sel::CODE32))?;
+        let back = a.sym("back64");
+        a.jmp_far32(sel::CODE64, back)
     });
     rom.build(EXPECTED)
 }

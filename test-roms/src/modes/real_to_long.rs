@@ -32,6 +32,7 @@ compatibility mode (entered with jmp far [m16:32])
 cs = 0x8 ok
 64-bit mode again (retf from compatibility mode)
 cs = 0x18 ok
+call far [m16:64] to 64-bit code and retfq back = 0x7 ok
 all checks passed
 ";
 
@@ -135,6 +136,19 @@ pub fn build() -> TestRom {
         a.export("back64_2")?;
         print(a, "64-bit mode again (retf from compatibility mode)\n")?;
         check_cs(a, sel::CODE64)?;
+        // A 64-bit far call through a 10-byte pointer (REX.W FF /3) pushes CS and RIP as
+        // 8-byte values; RETFQ pops them.
+        let mut fptr = a.create_label();
+        let mut over = a.create_label();
+        a.xor(eax, eax)?;
+        a.call(tbyte_ptr(fptr))?;
+        a.jmp(over)?;
+        a.set_label(&mut fptr)?;
+        let t = a.sym("far64");
+        a.dq(&[t])?;
+        a.dw(&[sel::CODE64])?;
+        a.set_label(&mut over)?;
+        check(a, "call far [m16:64] to 64-bit code and retfq back", 7)?;
         exit(a)
     });
 
@@ -145,6 +159,13 @@ pub fn build() -> TestRom {
         check_32bit_wrap(a)?;
         let back = a.sym("back64");
         a.jmp_far32(sel::CODE64, back)
+    });
+
+    rom.code64("far64", |a| {
+        // [rsp] = RIP, [rsp+8] = CS (8 bytes each).
+        a.mov(rax, qword_ptr(rsp + 8))?;
+        a.sub(eax, u32::from(sel::CODE64) - 7)?;
+        a.retfq()
     });
 
     rom.code32("compat2", |a| {

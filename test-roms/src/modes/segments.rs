@@ -30,6 +30,8 @@ lgs: gs = 0x78 ok
 lss: ss = 0x10 ok
 lss: esp = 0x8fff0 ok
 push gs; pop es: es = 0x78 ok
+call far 0x08:target, retf 8: returned with eax = 0x5 ok
+esp back where it was = 0x0 ok
 real mode
 les di: es = 0x1234 ok
 les di: di = 0x5678 ok
@@ -116,7 +118,24 @@ pub fn build() -> TestRom {
         check(a, "push gs; pop es: es", u64::from(sel::DATA_4000))?;
         a.mov(ax, u32::from(sel::DATA))?;
         a.mov(es, ax)?;
+        // A far call pushes CS and EIP; RETF 8 pops them and two argument dwords.
+        a.mov(ebx, esp)?;
+        a.push(2)?;
+        a.push(3)?;
+        let target = a.sym("far_target") as u32;
+        a.call_far(sel::CODE32, target)?;
+        check(a, "call far 0x08:target, retf 8: returned with eax", 5)?;
+        a.mov(eax, esp)?;
+        a.sub(eax, ebx)?;
+        check(a, "esp back where it was", 0)?;
         boot::prot32_to_pm16(a, "pm16")
+    });
+
+    rom.code32("far_target", |a| {
+        // [esp] = EIP, [esp+4] = CS, then the two arguments.
+        a.mov(eax, dword_ptr(esp + 8))?;
+        a.add(eax, dword_ptr(esp + 12))?;
+        a.retf_1(8)
     });
 
     rom.code16("pm16", |a| {
