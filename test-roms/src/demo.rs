@@ -42,13 +42,13 @@ pub fn build() -> TestRom {
     rom.code32("prot32", move |a| {
         boot::prot32_setup(a)?;
         print(a, "protected mode: CR0.PE is set and segments now come from the GDT (flat 4 GiB, 32-bit code)\n")?;
-        print(a, "paging: CR3 points at 4-level page tables identity-mapping the first GiB with 2 MiB pages\n")?;
-        print(a, "long mode: EFER.LME plus CR0.PG, and a far jump into a 64-bit code segment\n")?;
         boot::prot32_to_long(a, root, "long64")
     });
 
     rom.code64("long64", |a| {
         boot::long_setup(a)?;
+        print(a, "paging: CR3 points at 4-level page tables identity-mapping the first GiB with 2 MiB pages\n")?;
+        print(a, "long mode: EFER.LME plus CR0.PG, and a far jump into a 64-bit code segment\n")?;
         print(a, "sieve of Eratosthenes in 64-bit mode, primes below 200:\n")?;
         let sieve = TEST_PAGES as i32;
         // sieve[n] = 1 for every candidate n >= 2.
