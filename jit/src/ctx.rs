@@ -91,6 +91,8 @@ pub struct JitCtx {
     pub exit_slot: u64,
     /// Value a load helper returns.
     pub helper_val: u64,
+    /// Second value a helper returns (the remainder of a divide).
+    pub helper_val2: u64,
     /// Pending fault: vector.
     pub fault_vector: u64,
     /// Pending fault: error code, or `u64::MAX` for none.
@@ -123,6 +125,7 @@ impl JitCtx {
             cc_r: 0,
             exit_slot: 0,
             helper_val: 0,
+            helper_val2: 0,
             fault_vector: 0,
             fault_code: u64::MAX,
             fault_addr: 0,

@@ -84,13 +84,14 @@ pub enum Lazy {
         /// Overflow (i64).
         of: Value,
     },
-    /// The dynamic flags with CF and OF replaced (i64 0 or 1 each): IMUL or a rotate whose
-    /// other flags were not known at translate time.
-    CfOfDyn {
-        /// Carry (i64).
-        cf: Value,
-        /// Overflow (i64).
-        of: Value,
+    /// The dynamic flags with the status bits in `mask` replaced by those of `bits` (i64, in
+    /// RFLAGS positions): IMUL, rotates, BT, CLC/STC/CMC, BSF/BSR when the other flags were
+    /// not known at translate time.
+    PatchDyn {
+        /// Which status bits are replaced.
+        mask: u64,
+        /// Their values (other bits zero).
+        bits: Value,
     },
 }
 
@@ -110,8 +111,8 @@ pub enum Shape {
     IncDec(bool, u32),
     /// `Lazy::Shift`.
     Shift(u32),
-    /// `Lazy::CfOfDyn`.
-    CfOfDyn,
+    /// `Lazy::PatchDyn` with this mask.
+    PatchDyn(u64),
 }
 
 /// The shape of a record.
@@ -123,7 +124,7 @@ pub fn shape(l: &Lazy) -> Shape {
         Lazy::Logic { size, .. } => Shape::Logic(size),
         Lazy::IncDec { dec, size, .. } => Shape::IncDec(dec, size),
         Lazy::Shift { size, .. } => Shape::Shift(size),
-        Lazy::CfOfDyn { .. } => Shape::CfOfDyn,
+        Lazy::PatchDyn { mask, .. } => Shape::PatchDyn(mask),
     }
 }
 
@@ -136,7 +137,7 @@ pub fn values(l: &Lazy) -> Vec<Value> {
         Lazy::Logic { r, .. } => vec![r],
         Lazy::IncDec { a, r, cf, .. } => vec![a, r, cf],
         Lazy::Shift { r, cf, of, .. } => vec![r, cf, of],
-        Lazy::CfOfDyn { cf, of } => vec![cf, of],
+        Lazy::PatchDyn { bits, .. } => vec![bits],
     }
 }
 
@@ -149,7 +150,7 @@ pub fn rebuild(s: Shape, v: &[Value]) -> Lazy {
         Shape::Logic(size) => Lazy::Logic { size, r: v[0] },
         Shape::IncDec(dec, size) => Lazy::IncDec { dec, size, a: v[0], r: v[1], cf: v[2] },
         Shape::Shift(size) => Lazy::Shift { size, r: v[0], cf: v[1], of: v[2] },
-        Shape::CfOfDyn => Lazy::CfOfDyn { cf: v[0], of: v[1] },
+        Shape::PatchDyn(mask) => Lazy::PatchDyn { mask, bits: v[0] },
     }
 }
 
@@ -229,9 +230,9 @@ impl Translator<'_, '_> {
                 self.lazy = Lazy::Exact(v);
                 v
             }
-            Lazy::CfOfDyn { cf, of } => {
+            Lazy::PatchDyn { mask, bits } => {
                 let base = self.call_flags_helper();
-                let v = self.merge_cf_of(base, cf, of);
+                let v = self.merge_bits(base, mask, bits);
                 self.lazy = Lazy::Exact(v);
                 v
             }
@@ -251,22 +252,32 @@ impl Translator<'_, '_> {
         self.b.inst_results(call)[0]
     }
 
-    fn merge_cf_of(&mut self, base: Value, cf: Value, of: Value) -> Value {
-        let cleared = self.b.ins().band_imm_s(base, !((CF | OF) as i64));
-        let o = self.b.ins().ishl_imm_s(of, 11);
-        let both = self.b.ins().bor(cf, o);
-        self.b.ins().bor(cleared, both)
+    fn merge_bits(&mut self, base: Value, mask: u64, bits: Value) -> Value {
+        let cleared = self.b.ins().band_imm_s(base, !(mask as i64));
+        self.b.ins().bor(cleared, bits)
+    }
+
+    /// Replace the status bits in `mask` with `bits` (i64, RFLAGS positions, nothing outside
+    /// `mask`), keeping the other flags.
+    pub fn patch_flags(&mut self, mask: u64, bits: Value) {
+        self.lazy = match self.lazy {
+            Lazy::Dynamic => Lazy::PatchDyn { mask, bits },
+            Lazy::PatchDyn { mask: m0, bits: b0 } => {
+                let kept = self.b.ins().band_imm_s(b0, !(mask as i64));
+                Lazy::PatchDyn { mask: m0 | mask, bits: self.b.ins().bor(kept, bits) }
+            }
+            _ => {
+                let base = self.rflags_now();
+                Lazy::Exact(self.merge_bits(base, mask, bits))
+            }
+        };
     }
 
     /// Replace CF and OF (i64 0 or 1 each), keeping the other flags: IMUL, rotates.
     pub fn set_cf_of(&mut self, cf: Value, of: Value) {
-        self.lazy = match self.lazy {
-            Lazy::Dynamic | Lazy::CfOfDyn { .. } => Lazy::CfOfDyn { cf, of },
-            _ => {
-                let base = self.rflags_now();
-                Lazy::Exact(self.merge_cf_of(base, cf, of))
-            }
-        };
+        let o = self.b.ins().ishl_imm_s(of, 11);
+        let bits = self.b.ins().bor(cf, o);
+        self.patch_flags(CF | OF, bits);
     }
 
     /// The six status flags of a statically known record, as RFLAGS bits (i64).
@@ -332,7 +343,12 @@ impl Translator<'_, '_> {
                 self.msb(c)
             }
             Lazy::Logic { .. } => self.bool_const(false),
-            Lazy::IncDec { cf, .. } | Lazy::Shift { cf, .. } | Lazy::CfOfDyn { cf, .. } => self.i64_is_set(cf),
+            Lazy::IncDec { cf, .. } | Lazy::Shift { cf, .. } => self.i64_is_set(cf),
+            Lazy::PatchDyn { mask, bits } if mask & CF != 0 => self.bit_of(bits, CF),
+            Lazy::PatchDyn { .. } => {
+                let c = self.dynamic_carry();
+                self.i64_is_set(c)
+            }
             Lazy::Exact(v) => self.bit_of(v, CF),
             Lazy::Dynamic => unreachable!("dynamic flags are materialized first"),
         }
@@ -361,7 +377,12 @@ impl Translator<'_, '_> {
                 let v = if dec { a } else { r };
                 self.b.ins().icmp(IntCC::Equal, v, min)
             }
-            Lazy::Shift { of, .. } | Lazy::CfOfDyn { of, .. } => self.i64_is_set(of),
+            Lazy::Shift { of, .. } => self.i64_is_set(of),
+            Lazy::PatchDyn { mask, bits } if mask & OF != 0 => self.bit_of(bits, OF),
+            Lazy::PatchDyn { .. } => {
+                let v = self.rflags_now();
+                self.bit_of(v, OF)
+            }
             Lazy::Exact(v) => self.bit_of(v, OF),
             Lazy::Dynamic => unreachable!("dynamic flags are materialized first"),
         }
@@ -430,7 +451,12 @@ impl Translator<'_, '_> {
         }
         let l = self.known();
         let c = match l {
-            Lazy::CfOfDyn { cf, .. } | Lazy::IncDec { cf, .. } | Lazy::Shift { cf, .. } => return cf,
+            Lazy::IncDec { cf, .. } | Lazy::Shift { cf, .. } => return cf,
+            Lazy::PatchDyn { mask, bits } if mask & CF != 0 => return self.b.ins().band_imm_s(bits, 1),
+            Lazy::PatchDyn { .. } => {
+                let c = self.dynamic_carry();
+                return c;
+            }
             _ => self.cf_of(l),
         };
         self.b.ins().uextend(types::I64, c)
@@ -440,9 +466,10 @@ impl Translator<'_, '_> {
         let l = self.known();
         match (l, bit) {
             (Lazy::Exact(v), _) => self.bit_of(v, bit),
-            (Lazy::CfOfDyn { .. }, b) if b != CF && b != OF => {
+            (Lazy::PatchDyn { mask, bits }, b) if mask & b != 0 => self.bit_of(bits, b),
+            (Lazy::PatchDyn { .. }, b) => {
                 let v = self.rflags_now();
-                self.bit_of(v, bit)
+                self.bit_of(v, b)
             }
             (_, CF) => self.cf_of(l),
             (_, OF) => self.of_of(l),
@@ -561,9 +588,9 @@ impl Translator<'_, '_> {
                 let z = self.imm64(cc::NONE);
                 put(self, z, offsets::ctx::CC_OP);
             }
-            Lazy::CfOfDyn { cf, of } => {
+            Lazy::PatchDyn { mask, bits } => {
                 let base = self.call_flags_helper();
-                let v = self.merge_cf_of(base, cf, of);
+                let v = self.merge_bits(base, mask, bits);
                 self.b.ins().store(trusted(), v, self.st, offsets::RFLAGS);
             }
             Lazy::Arith { op, size, a, b, r } => {

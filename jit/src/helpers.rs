@@ -39,12 +39,21 @@ pub fn flags_signature(cc: CallConv) -> Signature {
     s
 }
 
+/// Signature of `jit_div`.
+pub fn div_signature(cc: CallConv) -> Signature {
+    let mut s = Signature::new(cc);
+    s.params.extend([AbiParam::new(types::I64); 5]);
+    s.returns.push(AbiParam::new(types::I64));
+    s
+}
+
 /// The helpers' addresses.
 pub fn addresses() -> HelperAddrs {
     HelperAddrs {
         load: jit_load as *const () as u64,
         store: jit_store as *const () as u64,
         flags: jit_flags as *const () as u64,
+        div: jit_div as *const () as u64,
     }
 }
 
@@ -105,4 +114,19 @@ extern "C" fn jit_flags(ctx: *mut JitCtx) -> u64 {
     let (c, eng, _) = unsafe { parts(ctx) };
     eng.sync_flags(c);
     eng.interp.state().rflags
+}
+
+/// DIV/IDIV of `hi:lo` by `d` (`info`: size in the low byte, bit 8 signed): quotient in
+/// `helper_val`, remainder in `helper_val2`, or a pending #DE.
+extern "C" fn jit_div(ctx: *mut JitCtx, lo: u64, hi: u64, d: u64, info: u64) -> u64 {
+    // SAFETY: called only from generated code, which passes its own context argument.
+    let (c, _, _) = unsafe { parts(ctx) };
+    match crate::lower_mul::divide((info & 0xff) as u32, info & (1 << 8) != 0, lo, hi, d) {
+        Ok((q, r)) => {
+            c.helper_val = q;
+            c.helper_val2 = r;
+            status::OK
+        }
+        Err(f) => set_fault(c, f),
+    }
 }

@@ -109,7 +109,16 @@ fn has_mem(i: &Instruction) -> bool {
 /// Whether the JIT translates `i` (decoded in 64-bit mode).
 pub fn supported(i: &Instruction) -> bool {
     use Mnemonic::*;
-    if i.has_lock_prefix() || i.has_rep_prefix() || i.has_repne_prefix() || !operands_ok(i) {
+    if i.has_rep_prefix() || i.has_repne_prefix() || !operands_ok(i) {
+        return false;
+    }
+    // LOCK is valid on read-modify-write instructions with a memory destination (else #UD,
+    // which the interpreter raises); one vCPU runs one instruction at a time, so a locked
+    // RMW needs nothing more.
+    if i.has_lock_prefix()
+        && !(i.op_kind(0) == OpKind::Memory
+            && matches!(i.mnemonic(), Add | Adc | And | Btc | Btr | Bts | Cmpxchg | Dec | Inc | Neg | Not | Or | Sbb | Sub | Xor | Xadd | Xchg))
+    {
         return false;
     }
     let m = i.mnemonic();
@@ -120,7 +129,15 @@ pub fn supported(i: &Instruction) -> bool {
         Lea => i.op_count() == 2 && i.op_kind(0) == OpKind::Register,
         Mov | Add | Adc | Sub | Sbb | Cmp | And | Or | Xor | Test => i.op_count() == 2 && sized,
         Movzx | Movsx | Movsxd => sized && i.op_kind(0) == OpKind::Register,
-        Xchg => i.op_count() == 2 && i.op_kind(0) == OpKind::Register && i.op_kind(1) == OpKind::Register,
+        Xchg | Xadd | Cmpxchg => i.op_count() == 2 && sized && (i.op_kind(0) == OpKind::Register || i.op_kind(1) == OpKind::Register),
+        Bt | Bts | Btr | Btc => {
+            // A register bit offset on memory addresses outside the operand: interpreter.
+            sized && i.op_count() == 2 && !(i.op_kind(0) == OpKind::Memory && i.op_kind(1) == OpKind::Register)
+        }
+        Bsf | Bsr => sized && i.op_kind(0) == OpKind::Register && i.op_register(0).size() >= 2,
+        Clc | Stc | Cmc | Cld | Std | Lahf | Sahf => true,
+        Leave => i.code() == iced_x86::Code::Leaveq,
+        Div | Idiv => sized && i.op_count() == 1,
         Cbw | Cwde | Cdqe | Cwd | Cdq | Cqo => true,
         Bswap => i.op_register(0).size() >= 4,
         Inc | Dec | Neg | Not => i.op_count() == 1 && sized,
@@ -133,7 +150,12 @@ pub fn supported(i: &Instruction) -> bool {
                 || (i.op_kind(0) == OpKind::Memory && mem_size == 8)
         }
         Ret => matches!(i.code(), iced_x86::Code::Retnq | iced_x86::Code::Retnq_imm16),
-        Shl | Sal | Shr | Sar | Rol | Ror => i.op_count() == 2 && is_imm(i.op_kind(1)) && sized,
+        Shl | Sal | Shr | Sar | Rol | Ror => {
+            i.op_count() == 2
+                && sized
+                && (is_imm(i.op_kind(1))
+                    || (i.op_kind(1) == OpKind::Register && i.op_register(1) == Register::CL && i.op_kind(0) == OpKind::Register))
+        }
         Imul => sized && (1..=3).contains(&i.op_count()),
         Mul => sized && i.op_count() == 1,
         _ if is_jcc(i) || is_loop(i) => true,
@@ -189,10 +211,14 @@ pub fn lower(t: &mut Translator, ins: &Insn) -> Flow {
     let m = ins.i.mnemonic();
     match m {
         Add | Adc | Sub | Sbb | Cmp | And | Or | Xor | Test | Inc | Dec | Neg | Not => crate::lower_alu::lower(t, ins),
-        Push | Pop | Pushfq => crate::lower_stack::lower(t, ins),
+        Push | Pop | Pushfq | Leave => crate::lower_stack::lower(t, ins),
+        Xchg if ins.i.op_kind(0) == OpKind::Memory || ins.i.op_kind(1) == OpKind::Memory => crate::lower_xchg::lower(t, ins),
+        Xadd | Cmpxchg => crate::lower_xchg::lower(t, ins),
+        Bt | Bts | Btr | Btc | Bsf | Bsr => crate::lower_bit::lower(t, ins),
+        Clc | Stc | Cmc | Cld | Std | Lahf | Sahf => crate::lower_flagops::lower(t, ins),
         Jmp | Call | Ret => crate::lower_branch::lower(t, ins),
         Shl | Sal | Shr | Sar | Rol | Ror => crate::lower_shift::lower(t, ins),
-        Imul | Mul => crate::lower_mul::lower(t, ins),
+        Imul | Mul | Div | Idiv => crate::lower_mul::lower(t, ins),
         _ if is_jcc(&ins.i) || is_loop(&ins.i) => crate::lower_branch::lower(t, ins),
         _ => crate::lower_mov::lower(t, ins),
     }

@@ -1,10 +1,15 @@
-//! Integer multiply: IMUL (one-, two- and three-operand forms) and MUL (SDM Vol. 2A "IMUL",
-//! Vol. 2B "MUL"). CF = OF = "the product did not fit"; SF, ZF, AF, PF are left unchanged, as
-//! the interpreter does (the SDM leaves them undefined).
+//! Integer multiply and divide: IMUL (one-, two- and three-operand forms), MUL, DIV, IDIV
+//! (SDM Vol. 2A "DIV", "IDIV", "IMUL", Vol. 2B "MUL"). For multiplies CF = OF = "the product
+//! did not fit"; SF, ZF, AF, PF are left unchanged, as the interpreter does (the SDM leaves
+//! them undefined). Divides leave every flag unchanged (all undefined) and run in a helper
+//! (`divide`, 128-by-64-bit arithmetic), which raises #DE on a zero divisor or a quotient
+//! that does not fit.
 
 use cranelift_codegen::ir::{InstBuilder, Value, condcodes::IntCC, types};
 use iced_x86::Mnemonic;
 
+use cpu::Fault;
+use cpu::interp::cx::{mask, sext};
 use cpu::state::gpr;
 
 use crate::lower::Flow;
@@ -57,10 +62,80 @@ impl Translator<'_, '_> {
     }
 }
 
-/// Lower one multiply.
+/// DIV (`signed` false) or IDIV of the double-width `hi:lo` (for bytes: `lo` is AX) by `d`,
+/// `size`-byte operands: (quotient, remainder), exactly as the interpreter computes them.
+pub fn divide(size: u32, signed: bool, lo: u64, hi: u64, d: u64) -> Result<(u64, u64), Fault> {
+    let bits = size * 8;
+    let d = d & mask(size);
+    if d == 0 {
+        return Err(Fault::DE);
+    }
+    let (lo, hi) = if size == 1 { (lo & 0xff, (lo >> 8) & 0xff) } else { (lo & mask(size), hi & mask(size)) };
+    if !signed {
+        let n = (u128::from(hi) << bits) | u128::from(lo);
+        let q = n / u128::from(d);
+        if q > u128::from(mask(size)) {
+            return Err(Fault::DE);
+        }
+        return Ok((q as u64, (n % u128::from(d)) as u64));
+    }
+    let n = if bits == 64 {
+        ((u128::from(hi) << 64) | u128::from(lo)) as i128
+    } else {
+        i128::from(sext((hi << bits) | lo, size * 2) as i64)
+    };
+    let dv = i128::from(sext(d, size) as i64);
+    let q = n.checked_div(dv).ok_or(Fault::DE)?;
+    let min = -(1i128 << (bits - 1));
+    let max = (1i128 << (bits - 1)) - 1;
+    if q < min || q > max {
+        return Err(Fault::DE);
+    }
+    let r = n.checked_rem(dv).ok_or(Fault::DE)?;
+    Ok(((q as u64) & mask(size), (r as u64) & mask(size)))
+}
+
+fn lower_div(t: &mut Translator, ins: &Insn, size: u32) -> Flow {
+    let src = t.opnd(ins, 0, size);
+    let d = t.read(src);
+    let d = t.zext64(d, size);
+    let lo = if size == 1 { t.get_reg(gpr::RAX as u8, false, 2) } else { t.get_reg(gpr::RAX as u8, false, size) };
+    let lo = t.zext64(lo, size.max(2));
+    let hi = if size == 1 { t.imm64(0) } else { t.get_reg(gpr::RDX as u8, false, size) };
+    let hi = t.zext64(hi, size.max(2));
+    let signed = ins.i.mnemonic() == Mnemonic::Idiv;
+    let info = t.imm64(u64::from(size) | if signed { 1 << 8 } else { 0 });
+    let helper = t.imm64(t.env.helpers.div);
+    let ctx = t.ctx;
+    let call = t.b.ins().call_indirect(t.sigs.div, helper, &[ctx, lo, hi, d, info]);
+    let st = t.b.inst_results(call)[0];
+    let fault = t.fault_exit();
+    let ok = t.b.create_block();
+    t.b.ins().brif(st, fault, &[], ok, &[]);
+    t.b.switch_to_block(ok);
+    let q = t.b.ins().load(types::I64, crate::translate::trusted(), ctx, crate::offsets::ctx::HELPER_VAL);
+    let r = t.b.ins().load(types::I64, crate::translate::trusted(), ctx, crate::offsets::ctx::HELPER_VAL2);
+    if size == 1 {
+        let r8 = t.b.ins().ishl_imm_s(r, 8);
+        let ax = t.b.ins().bor(q, r8);
+        let ax = t.trunc(ax, 2);
+        t.set_reg(gpr::RAX as u8, false, 2, ax);
+    } else {
+        let q = t.trunc(q, size);
+        let r = t.trunc(r, size);
+        t.set_reg(gpr::RAX as u8, false, size, q);
+        t.set_reg(gpr::RDX as u8, false, size, r);
+    }
+    Flow::Next
+}
+
+/// Lower one multiply or divide.
 pub fn lower(t: &mut Translator, ins: &Insn) -> Flow {
     let i = &ins.i;
     let size = t.osize(ins);
+    if matches!(i.mnemonic(), Mnemonic::Div | Mnemonic::Idiv) {
+        return lower_div(t, ins, size);
+    }
     if i.mnemonic() == Mnemonic::Imul && i.op_count() >= 2 {
         let dst = t.opnd(ins, 0, size);
         let (a, b) = if i.op_count() == 3 {
@@ -94,4 +169,20 @@ pub fn lower(t: &mut Translator, ins: &Insn) -> Flow {
     }
     t.set_overflow(ovf);
     Flow::Next
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_divide_matches_the_definition() {
+        assert_eq!(divide(8, false, 100, 0, 7), Ok((14, 2)));
+        assert_eq!(divide(8, false, 0, 1, 2), Ok((1 << 63, 0)));
+        assert_eq!(divide(8, false, 0, 2, 2), Err(Fault::DE));
+        assert_eq!(divide(1, false, 0x0100, 0, 2), Ok((0x80, 0)));
+        assert_eq!(divide(4, true, (-7i32) as u32 as u64, 0xffff_ffff, 2), Ok(((-3i32) as u32 as u64, (-1i32) as u32 as u64)));
+        assert_eq!(divide(8, true, 0, 0x8000_0000_0000_0000, u64::MAX), Err(Fault::DE));
+        assert_eq!(divide(2, true, 0, 0, 0), Err(Fault::DE));
+    }
 }

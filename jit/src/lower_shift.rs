@@ -1,10 +1,11 @@
-//! Shifts and rotates by an immediate count: SHL/SAL SHR SAR ROL ROR (SDM Vol. 2B), with the
-//! interpreter's fixed values for the flags the SDM leaves undefined (OF for counts above one
-//! uses the count-of-one formula, AF is cleared, CF for SHL/SHR counts at or above the width
-//! is what a wider shifter produces). Counts in CL, RCL and RCR run on the interpreter.
+//! Shifts and rotates: SHL/SAL SHR SAR ROL ROR by an immediate count, and by CL for register
+//! destinations (SDM Vol. 2B), with the interpreter's fixed values for the flags the SDM
+//! leaves undefined (OF for counts above one uses the count-of-one formula, AF is cleared, CF
+//! for SHL/SHR counts at or above the width is what a wider shifter produces). A zero count
+//! changes no flag. RCL, RCR and CL counts on memory run on the interpreter.
 
-use cranelift_codegen::ir::{InstBuilder, Value};
-use iced_x86::Mnemonic;
+use cranelift_codegen::ir::{InstBuilder, Value, condcodes::IntCC};
+use iced_x86::{Mnemonic, OpKind};
 
 use crate::flags::Lazy;
 use crate::lower::{Flow, Loc};
@@ -23,10 +24,13 @@ impl Translator<'_, '_> {
     }
 }
 
-/// Lower one shift or rotate by an immediate.
+/// Lower one shift or rotate.
 pub fn lower(t: &mut Translator, ins: &Insn) -> Flow {
     use Mnemonic::*;
     let i = &ins.i;
+    if i.op_kind(1) == OpKind::Register {
+        return lower_cl(t, ins);
+    }
     let m = i.mnemonic();
     let size = t.osize(ins);
     let bits = size * 8;
@@ -87,5 +91,103 @@ pub fn lower(t: &mut Translator, ins: &Insn) -> Flow {
             t.set_cf_of(cf, of);
         }
     }
+    Flow::Next
+}
+
+/// A shift or rotate of a register by CL. The count is known only at run time, and a zero
+/// count must leave the flags alone: the flags record goes to the context on both paths and
+/// the block continues with dynamic flags.
+fn lower_cl(t: &mut Translator, ins: &Insn) -> Flow {
+    use Mnemonic::*;
+    let i = &ins.i;
+    let m = i.mnemonic();
+    let size = t.osize(ins);
+    let bits = size * 8;
+    let dst = t.opnd(ins, 0, size);
+    let a = t.read(dst);
+    let rcx = t.gpr(cpu::state::gpr::RCX);
+    let count = t.b.ins().band_imm_s(rcx, if size == 8 { 0x3f } else { 0x1f });
+    let zero = t.b.ins().icmp_imm_s(IntCC::Equal, count, 0);
+    let a64 = t.zext64(a, size);
+    let one64 = t.imm64(1);
+    let cm1 = t.b.ins().iadd_imm_s(count, -1);
+    let (r, new_lazy) = match m {
+        Shl | Sal | Shr | Sar => {
+            let (r64, cf) = match m {
+                Shl | Sal => {
+                    let r64 = t.b.ins().ishl(a64, count);
+                    // CF: bit (bits - count) of a, or 0 past the width.
+                    let bits_v = t.imm64(u64::from(bits));
+                    let back = t.b.ins().isub(bits_v, count);
+                    let past = t.b.ins().icmp_imm_s(IntCC::SignedGreaterThan, count, i64::from(bits));
+                    let zero64 = t.imm64(0);
+                    let back = t.b.ins().select(past, zero64, back);
+                    let s = t.b.ins().ushr(a64, back);
+                    let c = t.b.ins().band(s, one64);
+                    let cf = t.b.ins().select(past, zero64, c);
+                    (r64, cf)
+                }
+                Shr => {
+                    let r64 = t.b.ins().ushr(a64, count);
+                    let s = t.b.ins().ushr(a64, cm1);
+                    (r64, t.b.ins().band(s, one64))
+                }
+                _ => {
+                    let s64 = t.sext64(a, size);
+                    let r64 = t.b.ins().sshr(s64, count);
+                    let s = t.b.ins().sshr(s64, cm1);
+                    (r64, t.b.ins().band(s, one64))
+                }
+            };
+            let r = t.trunc(r64, size);
+            let of = match m {
+                Shl | Sal => {
+                    let msb = t.msb64(r, size);
+                    t.b.ins().bxor(msb, cf)
+                }
+                Shr => t.msb64(a, size),
+                _ => t.imm64(0),
+            };
+            (r, crate::flags::Lazy::Shift { size, r, cf, of })
+        }
+        _ => {
+            let amt = t.trunc(count, size);
+            let r = if m == Rol { t.b.ins().rotl(a, amt) } else { t.b.ins().rotr(a, amt) };
+            let msb = t.msb64(r, size);
+            let (cf, of) = if m == Rol {
+                let cf = t.bit64(r, 0, size);
+                (cf, t.b.ins().bxor(msb, cf))
+            } else {
+                let next = t.bit64(r, bits - 2, size);
+                (msb, t.b.ins().bxor(msb, next))
+            };
+            let o = t.b.ins().ishl_imm_s(of, 11);
+            let bits_v = t.b.ins().bor(cf, o);
+            (r, crate::flags::Lazy::PatchDyn { mask: cpu::state::flags::CF | cpu::state::flags::OF, bits: bits_v })
+        }
+    };
+    // A zero count writes the register back unchanged (a 32-bit one is zero-extended).
+    let r = t.b.ins().select(zero, a, r);
+    t.write(dst, r);
+    let old = t.lazy;
+    let keep = t.b.create_block();
+    let change = t.b.create_block();
+    let join = t.b.create_block();
+    t.b.ins().brif(zero, keep, &[], change, &[]);
+    t.b.switch_to_block(keep);
+    t.flush_lazy(old);
+    t.b.ins().jump(join, &[]);
+    t.b.switch_to_block(change);
+    // Rotates patch CF and OF over whatever the flags were.
+    if let crate::flags::Lazy::PatchDyn { mask, bits } = new_lazy {
+        t.patch_flags(mask, bits);
+        let l = t.lazy;
+        t.flush_lazy(l);
+    } else {
+        t.flush_lazy(new_lazy);
+    }
+    t.b.ins().jump(join, &[]);
+    t.b.switch_to_block(join);
+    t.lazy = crate::flags::Lazy::Dynamic;
     Flow::Next
 }

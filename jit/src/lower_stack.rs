@@ -1,5 +1,5 @@
 //! Stack instructions in 64-bit mode: PUSH (register, immediate, memory), POP (register),
-//! PUSHFQ (SDM Vol. 2B). Stack accesses go through SS: their faults are #SS(0) or #PF.
+//! PUSHFQ, LEAVE (SDM Vol. 2B). Stack accesses go through SS: their faults are #SS(0) or #PF.
 
 use cranelift_codegen::ir::{InstBuilder, Value};
 use iced_x86::{Mnemonic, OpKind};
@@ -39,6 +39,13 @@ pub fn lower(t: &mut Translator, ins: &Insn) -> Flow {
             t.set_gpr(gpr::RSP, nsp);
             let dst = t.opnd(ins, 0, 8);
             t.write(dst, v);
+        }
+        Mnemonic::Leave => {
+            let rbp = t.gpr(gpr::RBP);
+            let v = t.load_mem(rbp, 8, true);
+            let nsp = t.b.ins().iadd_imm_s(rbp, 8);
+            t.set_gpr(gpr::RSP, nsp);
+            t.set_gpr(gpr::RBP, v);
         }
         _ => {
             // PUSHFQ: VM and RF are pushed as zero.

@@ -114,6 +114,8 @@ pub struct HelperAddrs {
     pub store: u64,
     /// `jit_flags(ctx) -> rflags`.
     pub flags: u64,
+    /// `jit_div(ctx, low, high, divisor, info) -> status`.
+    pub div: u64,
 }
 
 /// What the cache provides for one block.
@@ -138,6 +140,8 @@ pub struct Sigs {
     pub store: SigRef,
     /// Flags helper.
     pub flags: SigRef,
+    /// Divide helper.
+    pub div: SigRef,
     /// Block functions (tail calls).
     pub block: SigRef,
 }
@@ -223,6 +227,7 @@ pub fn build(b: &mut FunctionBuilder, plan: &Plan, start: u64, env: BlockEnv) {
         load: b.import_signature(crate::helpers::load_signature(env.call_conv)),
         store: b.import_signature(crate::helpers::store_signature(env.call_conv)),
         flags: b.import_signature(crate::helpers::flags_signature(env.call_conv)),
+        div: b.import_signature(crate::helpers::div_signature(env.call_conv)),
         block: b.import_signature(crate::codegen::block_signature()),
     };
     let n = plan.insns.len() as i64;
@@ -448,7 +453,13 @@ impl Translator<'_, '_> {
     /// Write a register of `size` bytes: 32-bit writes zero the upper half, 8- and 16-bit
     /// writes keep the other bits.
     pub fn set_reg(&mut self, n: u8, high: bool, size: u32, v: Value) {
-        let new = if high {
+        let new = self.reg_merged(n, high, size, v);
+        self.set_gpr(n as usize, new);
+    }
+
+    /// The full 64-bit value GPR `n` would have after writing `v` as a `size`-byte register.
+    pub fn reg_merged(&mut self, n: u8, high: bool, size: u32, v: Value) -> Value {
+        if high {
             let old = self.gpr(n as usize);
             let cleared = self.b.ins().band_imm_s(old, !0xff00i64);
             let ext = self.b.ins().uextend(types::I64, v);
@@ -465,8 +476,7 @@ impl Translator<'_, '_> {
                     self.b.ins().bor(cleared, ext)
                 }
             }
-        };
-        self.set_gpr(n as usize, new);
+        }
     }
 
     // ---- exits ----------------------------------------------------------------------------

@@ -260,7 +260,7 @@ fn straight(a: &mut CodeAssembler, r: &mut Rng, depth: &mut u32) -> Result<(), I
     let i = r.below(11) as usize;
     let j = r.below(11) as usize;
     let hi = r.chance(30);
-    match r.below(30) {
+    match r.below(32) {
         0 => alu_forms!(a, r, add, w, true),
         1 => alu_forms!(a, r, sub, w, true),
         2 => alu_forms!(a, r, adc, w, true),
@@ -442,17 +442,103 @@ fn straight(a: &mut CodeAssembler, r: &mut Rng, depth: &mut u32) -> Result<(), I
         }
         22 => rr!(a, xchg, w, i, j, hi),
         23 => {
-            // Flag-consuming and flag-setting instructions the JIT leaves to the interpreter.
-            match r.below(9) {
+            // Flag instructions, and flag users the JIT leaves to the interpreter.
+            match r.below(12) {
                 0 => a.clc(),
                 1 => a.stc(),
                 2 => a.cmc(),
                 3 => a.lahf(),
                 4 => a.sahf(),
-                5 => r_!(a, shl, w, i, hi, cl),
-                6 => a.bt(R64[i], R64[j]),
+                5 => a.cld(),
+                6 => a.std(),
                 7 => r_!(a, rcl, w, i, hi, 1u32),
-                _ => a.xadd(mem(r, 8), R64[i]),
+                8 => r_!(a, rcr, w, i, hi, cl),
+                9 => a.shld(R64[i], R64[j], r.below(64) as u32),
+                10 => a.bt(qword_ptr(r15 + 0x100), R64[j]),
+                _ => a.shrd(R32[i], R32[j], cl),
+            }
+        }
+        27 => {
+            // Shifts and rotates of a register by CL.
+            let c = r.below(100);
+            if c < 50 {
+                a.mov(ecx, (r.below(70)) as u32)?;
+            }
+            match r.below(5) {
+                0 => r_!(a, shl, w, i, hi, cl),
+                1 => r_!(a, shr, w, i, hi, cl),
+                2 => r_!(a, sar, w, i, hi, cl),
+                3 => r_!(a, rol, w, i, hi, cl),
+                _ => r_!(a, ror, w, i, hi, cl),
+            }
+        }
+        28 => {
+            // Bit tests and scans, exchanges, LOCKed read-modify-write.
+            let w = [2, 4, 8][r.below(3) as usize];
+            match r.below(10) {
+                0 => match w {
+                    8 => a.bts(R64[i], R64[j]),
+                    4 => a.btr(R32[i], R32[j]),
+                    _ => a.btc(R16[i], R16[j]),
+                },
+                1 => match w {
+                    8 => a.bt(qword_ptr(r15 + 8), r.below(200) as u32),
+                    4 => a.bts(dword_ptr(r15 + 8), r.below(200) as u32),
+                    _ => a.lock().btr(word_ptr(r15 + 8), r.below(200) as u32),
+                },
+                2 => match w {
+                    8 => a.bsf(R64[i], R64[j]),
+                    4 => a.bsr(R32[i], mem(r, 4)),
+                    _ => a.bsr(R16[i], R16[j]),
+                },
+                3 => match w {
+                    8 => a.xchg(mem(r, 8), R64[i]),
+                    4 => a.xchg(mem(r, 4), R32[i]),
+                    _ => a.xchg(mem(r, 2), R16[i]),
+                },
+                4 => match w {
+                    8 => a.lock().xadd(mem(r, 8), R64[i]),
+                    4 => a.xadd(R32[i], R32[j]),
+                    _ => a.xadd(mem(r, 2), R16[i]),
+                },
+                5 => match w {
+                    8 => a.lock().cmpxchg(mem(r, 8), R64[i]),
+                    4 => a.cmpxchg(R32[i], R32[j]),
+                    _ => a.cmpxchg(mem(r, 2), R16[i]),
+                },
+                6 => {
+                    // Make the compare succeed sometimes.
+                    a.mov(rax, qword_ptr(r15 + 0x40))?;
+                    a.lock().cmpxchg(qword_ptr(r15 + 0x40), R64[i])
+                }
+                7 => match w {
+                    8 => a.lock().add(mem(r, 8), R64[i]),
+                    4 => a.lock().inc(mem(r, 4)),
+                    _ => a.lock().neg(mem(r, 2)),
+                },
+                8 => {
+                    a.push(rbp)?;
+                    a.mov(rbp, rsp)?;
+                    a.push(R64[i])?;
+                    a.leave()
+                }
+                _ => a.lock().xor(mem(r, 1), R8X[i]),
+            }
+        }
+        29 => {
+            // Divides: some fault (#DE halts in its stub on both engines).
+            let on_mem = r.chance(30);
+            let m = mem(r, w);
+            if r.chance(70) {
+                // Keep the quotient small most of the time.
+                a.xor(edx, edx)?;
+            }
+            if r.chance(50) {
+                if on_mem { a.div(m) } else { r_!(a, div, w, i, hi) }
+            } else if on_mem {
+                a.idiv(m)
+            } else {
+                r_!(a, idiv, w, i, hi)
             }
         }
         24 => {
@@ -613,7 +699,9 @@ fn listing(code: &[u8]) -> String {
     out
 }
 
-fn check(seed: u64, branchy: bool) -> Result<u64, String> {
+/// Compare one case; returns the instructions generated code retired and whether the program
+/// ended in an exception stub.
+fn check(seed: u64, branchy: bool) -> Result<(u64, bool), String> {
     let code = program(seed, branchy);
     let (st, data) = random_state(seed);
     let ram_i = guest(&code, &data);
@@ -637,7 +725,8 @@ fn check(seed: u64, branchy: bool) -> Result<u64, String> {
             listing(&code)
         ));
     }
-    Ok(cpu::Vcpu::stats(&v).counters.iter().find(|(k, _)| k == "jit instructions").map_or(0, |c| c.1))
+    let jit = cpu::Vcpu::stats(&v).counters.iter().find(|(k, _)| k == "jit instructions").map_or(0, |c| c.1);
+    Ok((jit, b.rip >= STUBS && b.rip < STUBS + 0x1000))
 }
 
 fn cases(default: u64) -> u64 {
@@ -646,10 +735,14 @@ fn cases(default: u64) -> u64 {
 
 fn run_cases(first: u64, n: u64, branchy: bool) {
     let mut jit_insns = 0;
+    let mut faulted = 0;
     let mut failures = Vec::new();
     for seed in first..first + n {
         match check(seed, branchy) {
-            Ok(k) => jit_insns += k,
+            Ok((k, f)) => {
+                jit_insns += k;
+                faulted += u64::from(f);
+            }
             Err(e) => {
                 failures.push(e);
                 if failures.len() >= 3 {
@@ -659,7 +752,7 @@ fn run_cases(first: u64, n: u64, branchy: bool) {
         }
     }
     assert!(failures.is_empty(), "{} case(s) differ:\n\n{}", failures.len(), failures.join("\n\n"));
-    eprintln!("{n} cases, {jit_insns} instructions retired by generated code");
+    eprintln!("{n} cases ({faulted} ended in an exception), {jit_insns} instructions retired by generated code");
     assert!(jit_insns > n, "the JIT ran almost nothing");
 }
 
