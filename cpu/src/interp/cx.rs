@@ -246,7 +246,8 @@ impl Cx<'_> {
         self.translate(lin, Access::Write, user)?;
         let last = lin.wrapping_add(u64::from(size) - 1);
         if (last ^ lin) & !0xfff != 0 {
-            self.translate(last, Access::Write, user)?;
+            // The second page's first byte is the faulting address if it faults.
+            self.translate(last & !0xfff, Access::Write, user)?;
         }
         Ok(())
     }
@@ -382,6 +383,11 @@ impl Cx<'_> {
                 let size = i.memory_size().size() as u32;
                 let off = self.ea(i);
                 let lin = self.linear(self.mem_seg(i), off, size.max(1), write)?;
+                if write {
+                    // A destination (or read-modify-write) operand faults as a write, before
+                    // anything is read or changed.
+                    self.probe_write(lin, size.max(1))?;
+                }
                 Ok(Op { loc: Loc::Mem(lin), size })
             }
             _ => Ok(Op { loc: Loc::Imm(i.immediate(n)), size: 0 }),

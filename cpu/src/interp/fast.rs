@@ -7,7 +7,8 @@ use iced_x86::{ConditionCode, Instruction, Mnemonic, OpKind, Register};
 
 use super::branch::check_target;
 use super::cond;
-use super::cx::{Cx, mask};
+use super::cx::{Cx, mask, sext};
+use super::muldiv::{imul_flags, imul_trunc};
 use super::flags;
 use crate::fault::Fault;
 use crate::state::flags::{AF, CF, OF, PF, SF, ZF};
@@ -66,6 +67,20 @@ pub enum Fast {
     Call { target: u64, size: u8 },
     /// `ret` without an immediate.
     Ret { size: u8 },
+    /// Shift or rotate of a register by an immediate (count already masked, non-zero).
+    ShiftRI { m: Mnemonic, dst: u8, count: u8, size: u8 },
+    /// `movzx`/`movsx`/`movsxd reg, reg`.
+    ExtRR { dst: u8, dsize: u8, src: u8, ssize: u8, signed: bool },
+    /// `movzx`/`movsx`/`movsxd reg, [mem]`.
+    ExtRM { dst: u8, dsize: u8, ssize: u8, signed: bool },
+    /// `imul reg, reg` or `imul reg, reg, imm`.
+    ImulRR { dst: u8, src: u8, imm: Option<u64>, size: u8 },
+    /// `imul reg, [mem]` or `imul reg, [mem], imm`.
+    ImulRM { dst: u8, imm: Option<u64>, size: u8 },
+    /// `mov [mem], imm`.
+    StoreImm { imm: u64, size: u8 },
+    /// `op [mem], reg` or `op [mem], imm` (CMP and TEST only read).
+    AluMX { op: AluOp, src: Option<u8>, imm: u64, size: u8 },
     /// `jcc rel` (size: the branch operand size in bytes).
     Jcc { cc: ConditionCode, target: u64, size: u8 },
     /// `jmp rel`.
@@ -168,6 +183,44 @@ pub fn classify(i: &Instruction) -> Fast {
                 _ => 8,
             },
         },
+        Mnemonic::Mov if i.op_count() == 2 && i.op_kind(0) == OpKind::Memory && is_imm(i.op_kind(1)) => {
+            let size = i.memory_size().size() as u8;
+            Fast::StoreImm { imm: i.immediate(1) & mask(u32::from(size)), size }
+        }
+        Mnemonic::Shl | Mnemonic::Sal | Mnemonic::Shr | Mnemonic::Sar | Mnemonic::Rol | Mnemonic::Ror
+            if i.op_count() == 2 && is_imm(i.op_kind(1)) =>
+        {
+            let Some((dst, size)) = reg0 else { return Fast::None };
+            let count = super::shift::masked_count((i.immediate(1) & 0xff) as u32, u32::from(size));
+            if count == 0 {
+                return Fast::None;
+            }
+            Fast::ShiftRI { m, dst, count: count as u8, size }
+        }
+        Mnemonic::Movzx | Mnemonic::Movsx | Mnemonic::Movsxd => {
+            let Some((dst, dsize)) = reg0 else { return Fast::None };
+            let signed = m != Mnemonic::Movzx;
+            match i.op_kind(1) {
+                OpKind::Register => match full_gpr(i.op_register(1)) {
+                    Some((src, ssize)) => Fast::ExtRR { dst, dsize, src, ssize, signed },
+                    None => Fast::None,
+                },
+                OpKind::Memory => Fast::ExtRM { dst, dsize, ssize: i.memory_size().size() as u8, signed },
+                _ => Fast::None,
+            }
+        }
+        Mnemonic::Imul if i.op_count() >= 2 => {
+            let Some((dst, size)) = reg0 else { return Fast::None };
+            let imm = (i.op_count() == 3).then(|| i.immediate(2));
+            match i.op_kind(1) {
+                OpKind::Register => match full_gpr(i.op_register(1)) {
+                    Some((src, _)) => Fast::ImulRR { dst, src, imm, size },
+                    None => Fast::None,
+                },
+                OpKind::Memory => Fast::ImulRM { dst, imm, size },
+                _ => Fast::None,
+            }
+        }
         Mnemonic::Inc | Mnemonic::Dec => match reg0 {
             Some((dst, size)) => Fast::IncDec { dst, size, dec: m == Mnemonic::Dec },
             None => Fast::None,
@@ -184,6 +237,17 @@ pub fn classify(i: &Instruction) -> Fast {
         }
         _ => {
             let Some(op) = alu_op(m) else { return Fast::None };
+            if i.op_count() == 2 && i.op_kind(0) == OpKind::Memory {
+                let size = i.memory_size().size() as u8;
+                return match i.op_kind(1) {
+                    OpKind::Register => match full_gpr(i.op_register(1)) {
+                        Some((src, _)) => Fast::AluMX { op, src: Some(src), imm: 0, size },
+                        None => Fast::None,
+                    },
+                    k if is_imm(k) => Fast::AluMX { op, src: None, imm: i.immediate(1) & mask(u32::from(size)), size },
+                    _ => Fast::None,
+                };
+            }
             let Some((dst, size)) = reg0 else { return Fast::None };
             if i.op_count() != 2 {
                 return Fast::None;
@@ -207,8 +271,18 @@ pub fn classify(i: &Instruction) -> Fast {
 #[inline(always)]
 fn alu(cx: &mut Cx, op: AluOp, dst: u8, b: u64, size: u32) {
     let a = cx.reg(dst, false, size);
-    let cf = cx.st.rflags & CF;
-    let (r, f) = match op {
+    let (r, f) = alu_value(op, a, b, size, cx.st.rflags);
+    if !matches!(op, AluOp::Cmp | AluOp::Test) {
+        cx.set_reg(dst, false, size, r);
+    }
+    cx.st.rflags = flags::set_status(cx.st.rflags, f);
+}
+
+/// Result and status flags of `a op b` on `size` bytes.
+#[inline(always)]
+fn alu_value(op: AluOp, a: u64, b: u64, size: u32, rflags: u64) -> (u64, u64) {
+    let cf = rflags & CF;
+    match op {
         AluOp::Add => {
             let r = a.wrapping_add(b) & mask(size);
             (r, flags::add(a, b, r, size))
@@ -237,11 +311,7 @@ fn alu(cx: &mut Cx, op: AluOp, dst: u8, b: u64, size: u32) {
             let r = a ^ b;
             (r, flags::logic(r, size))
         }
-    };
-    if !matches!(op, AluOp::Cmp | AluOp::Test) {
-        cx.set_reg(dst, false, size, r);
     }
-    cx.st.rflags = flags::set_status(cx.st.rflags, f);
 }
 
 /// Execute a fast form. RIP already points at the next instruction.
@@ -265,6 +335,72 @@ pub fn exec(cx: &mut Cx, f: Fast, i: &Instruction) -> Result<(), Fault> {
             let off = cx.ea(i);
             let b = cx.read_mem(cx.mem_seg(i), off, size)?;
             alu(cx, op, dst, b, size);
+        }
+        Fast::ShiftRI { m, dst, count, size } => {
+            let size = u32::from(size);
+            let a = cx.reg(dst, false, size);
+            let (r, fl) = super::shift::shift_value(m, a, u32::from(count), size, cx.st.rflags);
+            cx.set_reg(dst, false, size, r);
+            cx.st.rflags = fl;
+        }
+        Fast::ExtRR { dst, dsize, src, ssize, signed } => {
+            let v = cx.reg(src, false, u32::from(ssize));
+            let v = if signed { sext(v, u32::from(ssize)) } else { v };
+            cx.set_reg(dst, false, u32::from(dsize), v);
+        }
+        Fast::ExtRM { dst, dsize, ssize, signed } => {
+            let off = cx.ea(i);
+            let v = cx.read_mem(cx.mem_seg(i), off, u32::from(ssize))?;
+            let v = if signed { sext(v, u32::from(ssize)) } else { v };
+            cx.set_reg(dst, false, u32::from(dsize), v);
+        }
+        Fast::ImulRR { dst, src, imm, size } => {
+            let size = u32::from(size);
+            let (a, b) = match imm {
+                Some(k) => (cx.reg(src, false, size), k),
+                None => (cx.reg(dst, false, size), cx.reg(src, false, size)),
+            };
+            let (r, overflow) = imul_trunc(a, b, size);
+            cx.set_reg(dst, false, size, r);
+            cx.st.rflags = imul_flags(cx.st.rflags, overflow);
+        }
+        Fast::ImulRM { dst, imm, size } => {
+            let size = u32::from(size);
+            let off = cx.ea(i);
+            let m = cx.read_mem(cx.mem_seg(i), off, size)?;
+            let (a, b) = match imm {
+                Some(k) => (m, k),
+                None => (cx.reg(dst, false, size), m),
+            };
+            let (r, overflow) = imul_trunc(a, b, size);
+            cx.set_reg(dst, false, size, r);
+            cx.st.rflags = imul_flags(cx.st.rflags, overflow);
+        }
+        Fast::StoreImm { imm, size } => {
+            let off = cx.ea(i);
+            cx.write_mem(cx.mem_seg(i), off, u32::from(size), imm)?;
+        }
+        Fast::AluMX { op, src, imm, size } => {
+            let size = u32::from(size);
+            let off = cx.ea(i);
+            let seg = cx.mem_seg(i);
+            let b = match src {
+                Some(r) => cx.reg(r, false, size),
+                None => imm,
+            };
+            if matches!(op, AluOp::Cmp | AluOp::Test) {
+                let a = cx.read_mem(seg, off, size)?;
+                let (_, f) = alu_value(op, a, b, size, cx.st.rflags);
+                cx.st.rflags = flags::set_status(cx.st.rflags, f);
+            } else {
+                let lin = cx.linear(seg, off, size, true)?;
+                let user = cx.cpl() == 3;
+                cx.probe_write(lin, size)?;
+                let a = cx.read_lin(lin, size, user)?;
+                let (r, f) = alu_value(op, a, b, size, cx.st.rflags);
+                cx.write_lin(lin, size, r, user)?;
+                cx.st.rflags = flags::set_status(cx.st.rflags, f);
+            }
         }
         Fast::Lea { dst, size } => {
             let v = cx.ea(i);

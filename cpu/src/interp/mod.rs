@@ -127,15 +127,33 @@ impl Interp {
                     cx.misc.watch_page = b.page();
                     cx.misc.code_written = false;
                     let mut last = Stepped::Retired;
-                    for d in &b.insns {
-                        last = exec_decoded(&mut cx, d, trace.as_deref_mut());
-                        budget -= 1;
-                        if !matches!(last, Stepped::Retired) {
-                            break;
+                    if trace.is_none() && cx.st.rflags & fl::TF == 0 {
+                        // The lean loop: no tracing, no single-step trap to deliver. RF is
+                        // cleared once (only an IRET sets it, and IRET ends a block).
+                        cx.st.rflags &= !fl::RF;
+                        for d in &b.insns {
+                            cx.st.interrupt_shadow = false;
+                            last = exec_lean(&mut cx, d);
+                            budget -= 1;
+                            if !matches!(last, Stepped::Retired) {
+                                break;
+                            }
+                            retired += 1;
+                            if cx.st.halted || cx.misc.io_done || cx.misc.code_written || cx.st.rip != d.next_rip {
+                                break;
+                            }
                         }
-                        retired += 1;
-                        if cx.st.halted || cx.misc.io_done || cx.misc.code_written || cx.st.rip != d.next_rip {
-                            break;
+                    } else {
+                        for d in &b.insns {
+                            last = exec_decoded(&mut cx, d, trace.as_deref_mut());
+                            budget -= 1;
+                            if !matches!(last, Stepped::Retired) {
+                                break;
+                            }
+                            retired += 1;
+                            if cx.st.halted || cx.misc.io_done || cx.misc.code_written || cx.st.rip != d.next_rip {
+                                break;
+                            }
                         }
                     }
                     cx.misc.watch_page = u64::MAX;
@@ -243,6 +261,33 @@ fn step_one(cx: &mut Cx, icache: &mut ICache, trace: Option<&mut TraceFn>) -> St
         Err(f) => return fault_at_boundary(cx, f),
     };
     exec_decoded(cx, &d, trace)
+}
+
+/// `exec_decoded` without tracing, single-step or RF handling (the block loop does those).
+#[inline(always)]
+fn exec_lean(cx: &mut Cx, d: &Decoded) -> Stepped {
+    let start_rsp = cx.st.gpr[gpr::RSP];
+    let i = &d.insn;
+    cx.asz = u32::from(d.asz);
+    cx.st.rip = d.next_rip;
+    let r = if d.fast != fast::Fast::None {
+        fast::exec(cx, d.fast, i)
+    } else if i.has_lock_prefix() && !lock_allowed(i) {
+        Err(Fault::UD)
+    } else {
+        execute(cx, i, &d.bytes[..i.len()])
+    };
+    match r {
+        Ok(()) => Stepped::Retired,
+        Err(f) => {
+            cx.st.rip = i.ip();
+            cx.st.gpr[gpr::RSP] = start_rsp;
+            match interrupt::deliver_exception(cx, f) {
+                Ok(()) => Stepped::Exception,
+                Err(f) => Stepped::TripleFault(f),
+            }
+        }
+    }
 }
 
 /// Execute decoded instruction `d` at the current RIP (which must be `d.insn.ip()`),

@@ -87,11 +87,25 @@ fn imul_explicit(cx: &mut Cx, i: &Instruction) -> Result<(), Fault> {
         let b = cx.rd(i, 1)?;
         (cx.get_gpr(i.op_register(0)), b)
     };
+    let (r, overflow) = imul_trunc(a, b, size);
+    cx.set_gpr(i.op_register(0), r);
+    set_cf_of(cx, overflow);
+    Ok(())
+}
+
+/// The truncated signed product of two `size`-byte values and whether it overflowed (CF=OF).
+#[inline]
+pub fn imul_trunc(a: u64, b: u64, size: u32) -> (u64, bool) {
     let p = i128::from(sext(a, size) as i64) * i128::from(sext(b, size) as i64);
     let r = (p as u64) & mask(size);
-    cx.set_gpr(i.op_register(0), r);
-    set_cf_of(cx, i128::from(sext(r, size) as i64) != p);
-    Ok(())
+    (r, i128::from(sext(r, size) as i64) != p)
+}
+
+/// RFLAGS after a truncating IMUL: CF and OF report overflow; SF, ZF, AF and PF are
+/// undefined and left unchanged.
+#[inline]
+pub fn imul_flags(rflags: u64, overflow: bool) -> u64 {
+    if overflow { rflags | CF | OF } else { rflags & !(CF | OF) }
 }
 
 /// DIV and IDIV: quotient and remainder of the double-width accumulator by r/m; #DE when the

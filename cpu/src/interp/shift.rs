@@ -30,7 +30,7 @@ fn count_of(cx: &Cx, i: &Instruction, n: u32) -> u32 {
 }
 
 /// Count after the architectural masking: 6 bits for 64-bit operands, 5 bits otherwise.
-fn masked_count(raw: u32, size: u32) -> u32 {
+pub fn masked_count(raw: u32, size: u32) -> u32 {
     raw & if size == 8 { 0x3f } else { 0x1f }
 }
 
@@ -55,17 +55,26 @@ fn count_zero(cx: &mut Cx, dst: &Op, a: u64) -> Result<(), Fault> {
 }
 
 fn single(cx: &mut Cx, i: &Instruction) -> Result<(), Fault> {
-    use Mnemonic::*;
     let m = i.mnemonic();
     let dst = cx.op(i, 0, true)?;
     let size = dst.size;
-    let bits = size * 8;
     let count = masked_count(count_of(cx, i, 1), size);
     let a = cx.load(&dst)? & mask(size);
     if count == 0 {
         return count_zero(cx, &dst, a);
     }
-    let old = cx.st.rflags;
+    let (r, flags) = shift_value(m, a, count, size, cx.st.rflags);
+    cx.store(&dst, r)?;
+    cx.st.rflags = flags;
+    Ok(())
+}
+
+/// Result and new RFLAGS of shift/rotate `m` of the `size`-byte value `a` by the masked,
+/// non-zero `count`, given the old RFLAGS.
+#[inline]
+pub fn shift_value(m: Mnemonic, a: u64, count: u32, size: u32, old: u64) -> (u64, u64) {
+    use Mnemonic::*;
+    let bits = size * 8;
     let cf_in = old & CF;
     let (r, f, which) = match m {
         Shl | Sal => {
@@ -138,9 +147,7 @@ fn single(cx: &mut Cx, i: &Instruction) -> Result<(), Fault> {
             (r, (cf * CF) | (of * OF), CF | OF)
         }
     };
-    cx.store(&dst, r)?;
-    cx.st.rflags = flags::merge(old, f & !AF, which);
-    Ok(())
+    (r, flags::merge(old, f & !AF, which))
 }
 
 fn double(cx: &mut Cx, i: &Instruction) -> Result<(), Fault> {
