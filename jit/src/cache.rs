@@ -93,8 +93,9 @@ impl Words {
     /// A new word holding `v`.
     pub fn alloc(&mut self, v: u64) -> u32 {
         let id = self.next;
-        if id % CHUNK == 0 {
-            self.chunks.push((0..CHUNK).map(|_| AtomicU64::new(0)).collect());
+        if id.is_multiple_of(CHUNK) {
+            self.chunks
+                .push((0..CHUNK).map(|_| AtomicU64::new(0)).collect());
         }
         self.next += 1;
         self.set(id, v);
@@ -169,7 +170,10 @@ pub struct Cache {
 
 impl std::fmt::Debug for Cache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Cache").field("blocks", &self.blocks.len()).field("pages", &self.pages.len()).finish()
+        f.debug_struct("Cache")
+            .field("blocks", &self.blocks.len())
+            .field("pages", &self.pages.len())
+            .finish()
     }
 }
 
@@ -192,7 +196,15 @@ impl Cache {
         }
         let cell = self.words.alloc(ctx.code_epoch);
         self.owner.insert(cell, u32::MAX);
-        self.pages.insert(page, Page { blocks: Vec::new(), snapshot: Box::new([0; 4096]), bitmap: [0; 64], cell });
+        self.pages.insert(
+            page,
+            Page {
+                blocks: Vec::new(),
+                snapshot: Box::new([0; 4096]),
+                bitmap: [0; 64],
+                cell,
+            },
+        );
         (cell, true)
     }
 
@@ -216,7 +228,10 @@ impl Cache {
         let id = self.blocks.len() as u32;
         let page = block.key.phys & !0xfff;
         let off = (block.key.phys & 0xfff) as usize;
-        let p = self.pages.get_mut(&page).expect("page_cell creates the page before add");
+        let p = self
+            .pages
+            .get_mut(&page)
+            .expect("page_cell creates the page before add");
         let end = (off + bytes.len()).min(4096);
         p.snapshot[off..end].copy_from_slice(&bytes[..end - off]);
         for k in off..end {
@@ -230,8 +245,12 @@ impl Cache {
 
     /// Make `slot` jump to block `target`.
     pub fn link(&mut self, slot: u32, target: u32) {
-        let Some(&src) = self.owner.get(&slot) else { return };
-        let Some(t) = self.blocks.get(target as usize) else { return };
+        let Some(&src) = self.owner.get(&slot) else {
+            return;
+        };
+        let Some(t) = self.blocks.get(target as usize) else {
+            return;
+        };
         if !t.live || t.func == 0 || src == u32::MAX {
             return;
         }
@@ -254,7 +273,9 @@ impl Cache {
 
     /// Drop block `id`: no lookup, link or jump-cache entry reaches it any more.
     pub fn invalidate_block(&mut self, ctx: &mut JitCtx, id: u32) {
-        let Some(b) = self.blocks.get_mut(id as usize) else { return };
+        let Some(b) = self.blocks.get_mut(id as usize) else {
+            return;
+        };
         if !b.live {
             return;
         }
@@ -293,7 +314,9 @@ impl Cache {
     /// (within one page). Returns whether any was.
     pub fn invalidate_range(&mut self, ctx: &mut JitCtx, phys: u64, len: u64) -> bool {
         let page = phys & !0xfff;
-        let Some(p) = self.pages.get(&page) else { return false };
+        let Some(p) = self.pages.get(&page) else {
+            return false;
+        };
         let off = (phys & 0xfff) as usize;
         let end = (off + len as usize).min(4096);
         if !(off..end).any(|k| p.bitmap[k / 64] & (1 << (k % 64)) != 0) {
@@ -318,7 +341,9 @@ impl Cache {
     /// Compare the blocks of `page` with guest memory, drop those whose bytes changed, and
     /// mark the page valid for the current epoch.
     pub fn validate_page(&mut self, ctx: &mut JitCtx, ram: &GuestRam, page: u64) {
-        let Some(p) = self.pages.get(&page) else { return };
+        let Some(p) = self.pages.get(&page) else {
+            return;
+        };
         let mut now = [0u8; 4096];
         if !ram.read(page, &mut now) {
             // Not RAM any more: drop everything on it.
@@ -349,6 +374,8 @@ impl Cache {
 
     /// Whether `page`'s cell says it is valid for the current epoch.
     pub fn page_valid(&self, ctx: &JitCtx, page: u64) -> bool {
-        self.pages.get(&page).is_some_and(|p| self.words.get(p.cell) == ctx.code_epoch)
+        self.pages
+            .get(&page)
+            .is_some_and(|p| self.words.get(p.cell) == ctx.code_epoch)
     }
 }

@@ -5,10 +5,10 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use cranelift_codegen::Context;
 use cranelift_codegen::ir::{AbiParam, Function, InstBuilder, Signature, UserFuncName, types};
 use cranelift_codegen::isa::{CallConv, OwnedTargetIsa};
 use cranelift_codegen::settings::{self, Configurable};
-use cranelift_codegen::Context;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{Module, default_libcall_names};
@@ -42,14 +42,18 @@ pub struct Codegen {
 
 impl std::fmt::Debug for Codegen {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Codegen").field("bytes", &self.code_bytes()).field("functions", &self.functions).finish()
+        f.debug_struct("Codegen")
+            .field("bytes", &self.code_bytes())
+            .field("functions", &self.functions)
+            .finish()
     }
 }
 
 fn isa() -> Result<OwnedTargetIsa, JitError> {
     let mut fb = settings::builder();
     let set = |fb: &mut settings::Builder, k: &str, v: &str| {
-        fb.set(k, v).map_err(|e| JitError::Codegen(format!("setting {k}={v}: {e}")))
+        fb.set(k, v)
+            .map_err(|e| JitError::Codegen(format!("setting {k}={v}: {e}")))
     };
     // VX_JIT_OPT=none|speed (default speed): Cranelift's optimization level, for measuring.
     let opt = std::env::var("VX_JIT_OPT").unwrap_or_else(|_| "speed".into());
@@ -58,8 +62,17 @@ fn isa() -> Result<OwnedTargetIsa, JitError> {
     set(&mut fb, "is_pic", "false")?;
     // Cranelift's x64 tail calls (block chaining) rely on frame pointers.
     set(&mut fb, "preserve_frame_pointers", "true")?;
-    set(&mut fb, "enable_verifier", if cfg!(debug_assertions) { "true" } else { "false" })?;
-    let builder = cranelift_native::builder().map_err(|e| JitError::Codegen(format!("host ISA: {e}")))?;
+    set(
+        &mut fb,
+        "enable_verifier",
+        if cfg!(debug_assertions) {
+            "true"
+        } else {
+            "false"
+        },
+    )?;
+    let builder =
+        cranelift_native::builder().map_err(|e| JitError::Codegen(format!("host ISA: {e}")))?;
     builder
         .finish(settings::Flags::new(fb))
         .map_err(|e| JitError::Codegen(format!("host ISA: {e}")))
@@ -74,7 +87,14 @@ impl Codegen {
         jb.memory_provider(Box::new(arena));
         let module = JITModule::new(jb);
         let cctx = module.make_context();
-        let mut cg = Codegen { module, cctx, fctx: FunctionBuilderContext::new(), used, trampoline: 0, functions: 0 };
+        let mut cg = Codegen {
+            module,
+            cctx,
+            fctx: FunctionBuilderContext::new(),
+            used,
+            trampoline: 0,
+            functions: 0,
+        };
         cg.trampoline = cg.build_trampoline()?;
         Ok(cg)
     }
@@ -99,17 +119,21 @@ impl Codegen {
         sig.params.push(AbiParam::new(types::I64));
         sig.params.push(AbiParam::new(types::I64));
         sig.returns.push(AbiParam::new(types::I64));
-        let f = self.compile_with(sig, |b| {
-            let entry = b.create_block();
-            b.append_block_params_for_function_params(entry);
-            b.switch_to_block(entry);
-            let ctx = b.block_params(entry)[0];
-            let func = b.block_params(entry)[1];
-            let tail = b.import_signature(block_signature());
-            let call = b.ins().call_indirect(tail, func, &[ctx]);
-            let r = b.inst_results(call)[0];
-            b.ins().return_(&[r]);
-        }, None)?;
+        let f = self.compile_with(
+            sig,
+            |b| {
+                let entry = b.create_block();
+                b.append_block_params_for_function_params(entry);
+                b.switch_to_block(entry);
+                let ctx = b.block_params(entry)[0];
+                let func = b.block_params(entry)[1];
+                let tail = b.import_signature(block_signature());
+                let call = b.ins().call_indirect(tail, func, &[ctx]);
+                let r = b.inst_results(call)[0];
+                b.ins().return_(&[r]);
+            },
+            None,
+        )?;
         Ok(f.0)
     }
 
@@ -129,7 +153,10 @@ impl Codegen {
         build: impl FnOnce(&mut FunctionBuilder),
         dump: Option<&str>,
     ) -> Result<(usize, usize), JitError> {
-        let id = self.module.declare_anonymous_function(&sig).map_err(|e| JitError::Codegen(e.to_string()))?;
+        let id = self
+            .module
+            .declare_anonymous_function(&sig)
+            .map_err(|e| JitError::Codegen(e.to_string()))?;
         self.module.clear_context(&mut self.cctx);
         self.cctx.func = Function::with_name_signature(UserFuncName::user(0, id.as_u32()), sig);
         {
@@ -139,20 +166,31 @@ impl Codegen {
             b.finalize(self.module.target_config());
         }
         let ir = dump.map(|_| self.cctx.func.display().to_string());
-        self.module.define_function(id, &mut self.cctx).map_err(|e| match e {
-            cranelift_module::ModuleError::Compilation(ce) => {
-                JitError::Codegen(format!("{ce:?}"))
-            }
-            other => JitError::Codegen(other.to_string()),
-        })?;
-        let size = self.cctx.compiled_code().map(|c| c.code_buffer().len()).unwrap_or(0);
+        self.module
+            .define_function(id, &mut self.cctx)
+            .map_err(|e| match e {
+                cranelift_module::ModuleError::Compilation(ce) => {
+                    JitError::Codegen(format!("{ce:?}"))
+                }
+                other => JitError::Codegen(other.to_string()),
+            })?;
+        let size = self
+            .cctx
+            .compiled_code()
+            .map(|c| c.code_buffer().len())
+            .unwrap_or(0);
         let host = if dump.is_some() {
-            self.cctx.compiled_code().map(|c| c.code_buffer().to_vec()).unwrap_or_default()
+            self.cctx
+                .compiled_code()
+                .map(|c| c.code_buffer().to_vec())
+                .unwrap_or_default()
         } else {
             Vec::new()
         };
         self.module.clear_context(&mut self.cctx);
-        self.module.finalize_definitions().map_err(|e| JitError::Codegen(e.to_string()))?;
+        self.module
+            .finalize_definitions()
+            .map_err(|e| JitError::Codegen(e.to_string()))?;
         let addr = self.module.get_finalized_function(id) as usize;
         self.functions += 1;
         if let (Some(guest), Some(ir)) = (dump, ir) {

@@ -52,7 +52,11 @@ impl CodeArena {
             return Err(io::Error::last_os_error());
         }
         used.store(0, Ordering::Relaxed);
-        Ok(CodeArena { base: p.cast(), size, used })
+        Ok(CodeArena {
+            base: p.cast(),
+            size,
+            used,
+        })
     }
 }
 
@@ -67,7 +71,10 @@ impl JITMemoryProvider for CodeArena {
                 // SAFETY: start + size <= self.size, so the pointer stays inside the mapping.
                 Ok(unsafe { self.base.add(start) })
             }
-            _ => Err(io::Error::new(io::ErrorKind::OutOfMemory, "JIT code arena full")),
+            _ => Err(io::Error::new(
+                io::ErrorKind::OutOfMemory,
+                "JIT code arena full",
+            )),
         }
     }
 

@@ -26,7 +26,10 @@ pub const TLB_INVALID: u64 = u64::MAX;
 
 impl TlbSlot {
     /// The empty slot.
-    pub const EMPTY: TlbSlot = TlbSlot { tag: TLB_INVALID, addend: 0 };
+    pub const EMPTY: TlbSlot = TlbSlot {
+        tag: TLB_INVALID,
+        addend: 0,
+    };
 }
 
 /// One jump-cache entry: a RIP and the generated function of the block that starts there
@@ -43,7 +46,10 @@ pub struct JcSlot {
 
 impl JcSlot {
     /// The empty slot.
-    pub const EMPTY: JcSlot = JcSlot { rip: u64::MAX, func: 0 };
+    pub const EMPTY: JcSlot = JcSlot {
+        rip: u64::MAX,
+        func: 0,
+    };
 }
 
 /// Lazy-flags operation codes stored in `JitCtx::cc_op` (low two bits: log2 of the operand

@@ -10,7 +10,10 @@ pub fn print(guest: &str, ir: &str, host: &[u8], addr: u64) {
     out.push_str(guest);
     out.push_str("--- Cranelift IR ---\n");
     out.push_str(ir);
-    out.push_str(&format!("--- host code ({} bytes at {addr:#x}) ---\n", host.len()));
+    out.push_str(&format!(
+        "--- host code ({} bytes at {addr:#x}) ---\n",
+        host.len()
+    ));
     if cfg!(target_arch = "x86_64") {
         let mut dec = Decoder::with_ip(64, host, addr, DecoderOptions::NONE);
         let mut fmt = IntelFormatter::new();

@@ -7,7 +7,9 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use iced_x86::{Decoder, DecoderOptions, Formatter, InstructionInfoFactory, IntelFormatter, Mnemonic, OpAccess};
+use iced_x86::{
+    Decoder, DecoderOptions, Formatter, InstructionInfoFactory, IntelFormatter, Mnemonic, OpAccess,
+};
 
 use cpu::interp::StepResult;
 use cpu::interp::mmu::Access;
@@ -96,12 +98,33 @@ fn may_write_memory(i: &iced_x86::Instruction) -> bool {
     if i.is_invalid() {
         return true;
     }
-    if matches!(i.mnemonic(), In | Out | Insb | Insw | Insd | Outsb | Outsw | Outsd | Int | Int1 | Int3 | Into | Syscall | Sysret | Iret | Iretd | Iretq) {
+    if matches!(
+        i.mnemonic(),
+        In | Out
+            | Insb
+            | Insw
+            | Insd
+            | Outsb
+            | Outsw
+            | Outsd
+            | Int
+            | Int1
+            | Int3
+            | Into
+            | Syscall
+            | Sysret
+            | Iret
+            | Iretd
+            | Iretq
+    ) {
         return true;
     }
     let mut f = InstructionInfoFactory::new();
     f.info(i).used_memory().iter().any(|m| {
-        matches!(m.access(), OpAccess::Write | OpAccess::CondWrite | OpAccess::ReadWrite | OpAccess::ReadCondWrite)
+        matches!(
+            m.access(),
+            OpAccess::Write | OpAccess::CondWrite | OpAccess::ReadWrite | OpAccess::ReadCondWrite
+        )
     })
 }
 
@@ -131,7 +154,10 @@ pub struct Engine {
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine").field("cache", &self.cache).field("cg", &self.cg).finish()
+        f.debug_struct("Engine")
+            .field("cache", &self.cache)
+            .field("cg", &self.cg)
+            .finish()
     }
 }
 
@@ -143,7 +169,10 @@ impl Engine {
             interp,
             cache: Cache::default(),
             cg: Codegen::new()?,
-            stats: Stats { generations: 1, ..Stats::default() },
+            stats: Stats {
+                generations: 1,
+                ..Stats::default()
+            },
             wtlb_phys: vec![0; TLB_ENTRIES].into_boxed_slice(),
             interp_only: false,
             kicker,
@@ -226,7 +255,11 @@ impl Engine {
             None => {
                 let before = self.interp.instructions();
                 let single = self.interp_only || self.interp.state().in_64bit_mode();
-                let r = if single { self.interp.step(io) } else { self.interp.run_batch(io, INTERP_BATCH) };
+                let r = if single {
+                    self.interp.step(io)
+                } else {
+                    self.interp.run_batch(io, INTERP_BATCH)
+                };
                 self.stats.interp_insns += self.interp.instructions() - before;
                 (r, true)
             }
@@ -258,7 +291,11 @@ impl Engine {
         let st = self.interp.state();
         // Single-stepping, the one-instruction interrupt shadow and RF (which lasts for one
         // instruction) are the interpreter's business.
-        if self.interp_only || !st.in_64bit_mode() || st.rflags & (fl::TF | fl::RF) != 0 || st.interrupt_shadow {
+        if self.interp_only
+            || !st.in_64bit_mode()
+            || st.rflags & (fl::TF | fl::RF) != 0
+            || st.interrupt_shadow
+        {
             return self.step_interp(ctx, io, None);
         }
         let rip = st.rip;
@@ -276,7 +313,11 @@ impl Engine {
             Ok(e) if !e.host.is_null() => e,
             _ => return self.step_interp(ctx, io, None),
         };
-        let key = Key { phys: e.phys | (rip & 0xfff), rip, mode: self.last_mode };
+        let key = Key {
+            phys: e.phys | (rip & 0xfff),
+            rip,
+            mode: self.last_mode,
+        };
         let id = match self.cache.lookup(&key) {
             Some(id) => id,
             None => match self.translate_block(ctx, key) {
@@ -291,7 +332,10 @@ impl Engine {
         if let Some(slot) = pending {
             self.cache.link(slot, id);
         }
-        ctx.jc[jc_index(rip)] = JcSlot { rip, func: func as u64 };
+        ctx.jc[jc_index(rip)] = JcSlot {
+            rip,
+            func: func as u64,
+        };
         ctx.state = self.interp.state_ptr();
         Next::Enter(func)
     }
@@ -301,18 +345,20 @@ impl Engine {
         self.account(ctx);
         self.stats.dispatches += 1;
         match code {
-            exit::NEXT => {
-                if ctx.exit_slot != 0 {
-                    self.pending_link = Some((ctx.exit_slot - 1) as u32);
-                    ctx.exit_slot = 0;
-                }
+            exit::NEXT if ctx.exit_slot != 0 => {
+                self.pending_link = Some((ctx.exit_slot - 1) as u32);
+                ctx.exit_slot = 0;
             }
             exit::FAULT => {
                 self.stats.faults += 1;
                 self.sync_flags(ctx);
                 let f = Fault {
                     vector: ctx.fault_vector as u8,
-                    code: if ctx.fault_code == u64::MAX { None } else { Some(ctx.fault_code as u32) },
+                    code: if ctx.fault_code == u64::MAX {
+                        None
+                    } else {
+                        Some(ctx.fault_code as u32)
+                    },
                     addr: ctx.fault_addr,
                 };
                 // Exception delivery pushes onto the (new) stack: memory the JIT did not see.
@@ -399,7 +445,10 @@ impl Engine {
                 call_conv: self.cg.call_conv(),
             };
             let listing = self.dump.then(|| Self::guest_listing(&plan));
-            match self.cg.compile_block(|b| translate::build(b, &plan, key.rip, env), listing.as_deref()) {
+            match self.cg.compile_block(
+                |b| translate::build(b, &plan, key.rip, env),
+                listing.as_deref(),
+            ) {
                 Ok((addr, size)) => {
                     block.func = addr;
                     block.slots = slots;
@@ -408,7 +457,10 @@ impl Engine {
                 }
                 Err(e) => {
                     if !self.warned_compile {
-                        tracing::warn!("JIT: compiling the block at {:#x} failed ({e}); using the interpreter there", key.rip);
+                        tracing::warn!(
+                            "JIT: compiling the block at {:#x} failed ({e}); using the interpreter there",
+                            key.rip
+                        );
                         self.warned_compile = true;
                     }
                     block.len = first.len().max(1) as u32;

@@ -13,9 +13,15 @@ use crate::engine::{Engine, Next};
 
 /// Run blocks and interpreter steps until something the board must decide happens.
 ///
-/// `eng` and `ctx` must point to the vCPU's live engine and context, with `ctx.engine` and
-/// `ctx.io` set for this call (see `JitVcpu::run`).
-pub fn run_loop(eng: *mut Engine, ctx: *mut JitCtx, io: &dyn VmIo) -> Result<VcpuExit, VcpuError> {
+/// # Safety
+/// `eng` and `ctx` must point to the vCPU's live engine and context, not otherwise borrowed
+/// for the duration of the call, with `ctx.engine` and `ctx.io` set for this call (see
+/// `JitVcpu::run`).
+pub unsafe fn run_loop(
+    eng: *mut Engine,
+    ctx: *mut JitCtx,
+    io: &dyn VmIo,
+) -> Result<VcpuExit, VcpuError> {
     // SAFETY: eng and ctx are valid and not otherwise borrowed (the caller's contract);
     // the references live only for this call.
     unsafe { (*eng).begin_run(&mut *ctx) };
@@ -25,7 +31,12 @@ pub fn run_loop(eng: *mut Engine, ctx: *mut JitCtx, io: &dyn VmIo) -> Result<Vcp
         match next {
             Next::Again => {}
             Next::Exit(e) => break Ok(e),
-            Next::Fail(e) => break Err(VcpuError::Engine { engine: "jit", message: e.to_string() }),
+            Next::Fail(e) => {
+                break Err(VcpuError::Engine {
+                    engine: "jit",
+                    message: e.to_string(),
+                });
+            }
             Next::Enter(func) => {
                 // SAFETY: as above.
                 let tramp = unsafe { (*eng).cg.trampoline };

@@ -146,10 +146,27 @@ pub fn rebuild(s: Shape, v: &[Value]) -> Lazy {
     match s {
         Shape::Dynamic => Lazy::Dynamic,
         Shape::Exact => Lazy::Exact(v[0]),
-        Shape::Arith(op, size) => Lazy::Arith { op, size, a: v[0], b: v[1], r: v[2] },
+        Shape::Arith(op, size) => Lazy::Arith {
+            op,
+            size,
+            a: v[0],
+            b: v[1],
+            r: v[2],
+        },
         Shape::Logic(size) => Lazy::Logic { size, r: v[0] },
-        Shape::IncDec(dec, size) => Lazy::IncDec { dec, size, a: v[0], r: v[1], cf: v[2] },
-        Shape::Shift(size) => Lazy::Shift { size, r: v[0], cf: v[1], of: v[2] },
+        Shape::IncDec(dec, size) => Lazy::IncDec {
+            dec,
+            size,
+            a: v[0],
+            r: v[1],
+            cf: v[2],
+        },
+        Shape::Shift(size) => Lazy::Shift {
+            size,
+            r: v[0],
+            cf: v[1],
+            of: v[2],
+        },
         Shape::PatchDyn(mask) => Lazy::PatchDyn { mask, bits: v[0] },
     }
 }
@@ -173,7 +190,7 @@ pub fn status(cc_op: u64, a: u64, b: u64, r: u64) -> u64 {
         cc::LOGIC => f::logic(r, size),
         cc::INC => (f::add(a, 1, r, size) & !CF) | (b & 1),
         cc::DEC => (f::sub(a, 1, r, size) & !CF) | (b & 1),
-        cc::SHIFT => f::szp(r, size) | (a & 1) * CF | (b & 1) * OF,
+        cc::SHIFT => f::szp(r, size) | ((a & 1) * CF) | ((b & 1) * OF),
         _ => 0,
     }
 }
@@ -210,7 +227,11 @@ impl Translator<'_, '_> {
     }
 
     fn parity_even(&mut self, r: Value, size: u32) -> Value {
-        let lo = if size > 1 { self.b.ins().ireduce(types::I8, r) } else { r };
+        let lo = if size > 1 {
+            self.b.ins().ireduce(types::I8, r)
+        } else {
+            r
+        };
         let pc = self.b.ins().popcnt(lo);
         let odd = self.b.ins().band_imm_s(pc, 1);
         self.b.ins().icmp_imm_s(IntCC::Equal, odd, 0)
@@ -238,7 +259,10 @@ impl Translator<'_, '_> {
             }
             lazy => {
                 let bits = self.status_bits(lazy);
-                let old = self.b.ins().load(types::I64, trusted(), self.st, offsets::RFLAGS);
+                let old = self
+                    .b
+                    .ins()
+                    .load(types::I64, trusted(), self.st, offsets::RFLAGS);
                 let base = self.b.ins().band_imm_s(old, !(STATUS as i64));
                 self.b.ins().bor(base, bits)
             }
@@ -264,7 +288,10 @@ impl Translator<'_, '_> {
             Lazy::Dynamic => Lazy::PatchDyn { mask, bits },
             Lazy::PatchDyn { mask: m0, bits: b0 } => {
                 let kept = self.b.ins().band_imm_s(b0, !(mask as i64));
-                Lazy::PatchDyn { mask: m0 | mask, bits: self.b.ins().bor(kept, bits) }
+                Lazy::PatchDyn {
+                    mask: m0 | mask,
+                    bits: self.b.ins().bor(kept, bits),
+                }
             }
             _ => {
                 let base = self.rflags_now();
@@ -283,7 +310,10 @@ impl Translator<'_, '_> {
     /// The six status flags of a statically known record, as RFLAGS bits (i64).
     fn status_bits(&mut self, lazy: Lazy) -> Value {
         let (size, r) = match lazy {
-            Lazy::Arith { size, r, .. } | Lazy::Logic { size, r } | Lazy::IncDec { size, r, .. } | Lazy::Shift { size, r, .. } => (size, r),
+            Lazy::Arith { size, r, .. }
+            | Lazy::Logic { size, r }
+            | Lazy::IncDec { size, r, .. }
+            | Lazy::Shift { size, r, .. } => (size, r),
             _ => unreachable!("status_bits is called only for static records"),
         };
         let cf = self.cf_of(lazy);
@@ -321,9 +351,25 @@ impl Translator<'_, '_> {
     /// CF of a static record (i8 boolean).
     fn cf_of(&mut self, lazy: Lazy) -> Value {
         match lazy {
-            Lazy::Arith { op: ArithOp::Add, a, r, .. } => self.b.ins().icmp(IntCC::UnsignedLessThan, r, a),
-            Lazy::Arith { op: ArithOp::Sub, a, b, .. } => self.b.ins().icmp(IntCC::UnsignedLessThan, a, b),
-            Lazy::Arith { op: ArithOp::Adc, a, b, r, .. } => {
+            Lazy::Arith {
+                op: ArithOp::Add,
+                a,
+                r,
+                ..
+            } => self.b.ins().icmp(IntCC::UnsignedLessThan, r, a),
+            Lazy::Arith {
+                op: ArithOp::Sub,
+                a,
+                b,
+                ..
+            } => self.b.ins().icmp(IntCC::UnsignedLessThan, a, b),
+            Lazy::Arith {
+                op: ArithOp::Adc,
+                a,
+                b,
+                r,
+                ..
+            } => {
                 // carry out = (a & b) | ((a | b) & !r), top bit.
                 let ab = self.b.ins().band(a, b);
                 let aob = self.b.ins().bor(a, b);
@@ -332,7 +378,13 @@ impl Translator<'_, '_> {
                 let c = self.b.ins().bor(ab, t);
                 self.msb(c)
             }
-            Lazy::Arith { op: ArithOp::Sbb, a, b, r, .. } => {
+            Lazy::Arith {
+                op: ArithOp::Sbb,
+                a,
+                b,
+                r,
+                ..
+            } => {
                 // borrow out = (!a & b) | (!(a ^ b) & r), top bit.
                 let na = self.b.ins().bnot(a);
                 let t1 = self.b.ins().band(na, b);
@@ -357,20 +409,34 @@ impl Translator<'_, '_> {
     /// OF of a static record (i8 boolean).
     fn of_of(&mut self, lazy: Lazy) -> Value {
         match lazy {
-            Lazy::Arith { op: ArithOp::Add | ArithOp::Adc, a, b, r, .. } => {
+            Lazy::Arith {
+                op: ArithOp::Add | ArithOp::Adc,
+                a,
+                b,
+                r,
+                ..
+            } => {
                 let x = self.b.ins().bxor(a, r);
                 let y = self.b.ins().bxor(b, r);
                 let z = self.b.ins().band(x, y);
                 self.msb(z)
             }
-            Lazy::Arith { op: ArithOp::Sub | ArithOp::Sbb, a, b, r, .. } => {
+            Lazy::Arith {
+                op: ArithOp::Sub | ArithOp::Sbb,
+                a,
+                b,
+                r,
+                ..
+            } => {
                 let x = self.b.ins().bxor(a, b);
                 let y = self.b.ins().bxor(a, r);
                 let z = self.b.ins().band(x, y);
                 self.msb(z)
             }
             Lazy::Logic { .. } => self.bool_const(false),
-            Lazy::IncDec { dec, size, a, r, .. } => {
+            Lazy::IncDec {
+                dec, size, a, r, ..
+            } => {
                 let min = self.signed_min(size);
                 let min = self.imm(size, min);
                 // INC overflows into the sign bit; DEC overflows out of it.
@@ -407,7 +473,10 @@ impl Translator<'_, '_> {
         let a = ld(self, offsets::ctx::CC_A);
         let b = ld(self, offsets::ctx::CC_B);
         let r = ld(self, offsets::ctx::CC_R);
-        let rf = self.b.ins().load(types::I64, trusted(), self.st, offsets::RFLAGS);
+        let rf = self
+            .b
+            .ins()
+            .load(types::I64, trusted(), self.st, offsets::RFLAGS);
         // Top bit index: 8 << (op & 3) minus one.
         let sz = self.b.ins().band_imm_s(op, 3);
         let eight = self.b.ins().iconst(types::I64, 8);
@@ -433,7 +502,10 @@ impl Translator<'_, '_> {
         // INC/DEC keep it in b, SHIFT in a, NONE in RFLAGS; LOGIC clears it.
         let kind2 = self.b.ins().band_imm_s(kind, !4i64);
         let is_incdec = self.b.ins().icmp_imm_s(IntCC::Equal, kind2, cc::INC as i64);
-        let is_shift = self.b.ins().icmp_imm_s(IntCC::Equal, kind, cc::SHIFT as i64);
+        let is_shift = self
+            .b
+            .ins()
+            .icmp_imm_s(IntCC::Equal, kind, cc::SHIFT as i64);
         let is_none = self.b.ins().icmp_imm_s(IntCC::Equal, kind, cc::NONE as i64);
         let zero = self.b.ins().iconst(types::I64, 0);
         let v = self.b.ins().select(is_none, rf, zero);
@@ -452,7 +524,9 @@ impl Translator<'_, '_> {
         let l = self.known();
         let c = match l {
             Lazy::IncDec { cf, .. } | Lazy::Shift { cf, .. } => return cf,
-            Lazy::PatchDyn { mask, bits } if mask & CF != 0 => return self.b.ins().band_imm_s(bits, 1),
+            Lazy::PatchDyn { mask, bits } if mask & CF != 0 => {
+                return self.b.ins().band_imm_s(bits, 1);
+            }
             Lazy::PatchDyn { .. } => {
                 let c = self.dynamic_carry();
                 return c;
@@ -473,13 +547,27 @@ impl Translator<'_, '_> {
             }
             (_, CF) => self.cf_of(l),
             (_, OF) => self.of_of(l),
-            (Lazy::Arith { r, .. } | Lazy::Logic { r, .. } | Lazy::IncDec { r, .. } | Lazy::Shift { r, .. }, ZF) => {
-                self.b.ins().icmp_imm_s(IntCC::Equal, r, 0)
-            }
-            (Lazy::Arith { r, .. } | Lazy::Logic { r, .. } | Lazy::IncDec { r, .. } | Lazy::Shift { r, .. }, SF) => self.msb(r),
-            (Lazy::Arith { size, r, .. } | Lazy::Logic { size, r } | Lazy::IncDec { size, r, .. } | Lazy::Shift { size, r, .. }, PF) => {
-                self.parity_even(r, size)
-            }
+            (
+                Lazy::Arith { r, .. }
+                | Lazy::Logic { r, .. }
+                | Lazy::IncDec { r, .. }
+                | Lazy::Shift { r, .. },
+                ZF,
+            ) => self.b.ins().icmp_imm_s(IntCC::Equal, r, 0),
+            (
+                Lazy::Arith { r, .. }
+                | Lazy::Logic { r, .. }
+                | Lazy::IncDec { r, .. }
+                | Lazy::Shift { r, .. },
+                SF,
+            ) => self.msb(r),
+            (
+                Lazy::Arith { size, r, .. }
+                | Lazy::Logic { size, r }
+                | Lazy::IncDec { size, r, .. }
+                | Lazy::Shift { size, r, .. },
+                PF,
+            ) => self.parity_even(r, size),
             _ => unreachable!("flag() is asked only for CF, OF, ZF, SF, PF"),
         }
     }
@@ -489,7 +577,13 @@ impl Translator<'_, '_> {
         use ConditionCode as C;
         // Direct compares after SUB/CMP and logic operations.
         match self.lazy {
-            Lazy::Arith { op: ArithOp::Sub, a, b, r, .. } => {
+            Lazy::Arith {
+                op: ArithOp::Sub,
+                a,
+                b,
+                r,
+                ..
+            } => {
                 let icc = match cc {
                     C::b => Some(IntCC::UnsignedLessThan),
                     C::ae => Some(IntCC::UnsignedGreaterThanOrEqual),
@@ -600,7 +694,11 @@ impl Translator<'_, '_> {
                 } | size_code(size);
                 let c = self.imm64(code);
                 put(self, c, offsets::ctx::CC_OP);
-                for (v, off) in [(a, offsets::ctx::CC_A), (b, offsets::ctx::CC_B), (r, offsets::ctx::CC_R)] {
+                for (v, off) in [
+                    (a, offsets::ctx::CC_A),
+                    (b, offsets::ctx::CC_B),
+                    (r, offsets::ctx::CC_R),
+                ] {
                     let w = self.zext64(v, size);
                     put(self, w, off);
                 }
@@ -611,7 +709,13 @@ impl Translator<'_, '_> {
                 let w = self.zext64(r, size);
                 put(self, w, offsets::ctx::CC_R);
             }
-            Lazy::IncDec { dec, size, a, r, cf } => {
+            Lazy::IncDec {
+                dec,
+                size,
+                a,
+                r,
+                cf,
+            } => {
                 let c = self.imm64(if dec { cc::DEC } else { cc::INC } | size_code(size));
                 put(self, c, offsets::ctx::CC_OP);
                 let wa = self.zext64(a, size);
@@ -638,9 +742,12 @@ mod tests {
 
     #[test]
     fn test_status_matches_interpreter_formulas() {
-        assert_eq!(status(cc::SUB | 3, 5, 7, 5u64.wrapping_sub(7)), f::sub(5, 7, 5u64.wrapping_sub(7), 8));
-        assert_eq!(status(cc::INC | 0, 0x7f, 1, 0x80) & CF, CF);
-        assert_eq!(status(cc::INC | 0, 0x7f, 0, 0x80) & (OF | SF), OF | SF);
+        assert_eq!(
+            status(cc::SUB | 3, 5, 7, 5u64.wrapping_sub(7)),
+            f::sub(5, 7, 5u64.wrapping_sub(7), 8)
+        );
+        assert_eq!(status(cc::INC, 0x7f, 1, 0x80) & CF, CF);
+        assert_eq!(status(cc::INC, 0x7f, 0, 0x80) & (OF | SF), OF | SF);
         assert_eq!(status(cc::SHIFT | 2, 1, 0, 0), CF | ZF | PF);
     }
 }

@@ -32,7 +32,9 @@ pub mod offsets;
 pub mod tlb;
 pub mod translate;
 
-use cpu::{CpuState, EngineStats, GuestRam, Interp, Kicker, TraceFn, Vcpu, VcpuError, VcpuExit, VmIo};
+use cpu::{
+    CpuState, EngineStats, GuestRam, Interp, Kicker, TraceFn, Vcpu, VcpuError, VcpuExit, VmIo,
+};
 
 use crate::ctx::{JitCtx, cc};
 use crate::engine::Engine;
@@ -62,7 +64,9 @@ unsafe impl Send for JitVcpu {}
 
 impl std::fmt::Debug for JitVcpu {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("JitVcpu").field("engine", &self.eng).finish()
+        f.debug_struct("JitVcpu")
+            .field("engine", &self.eng)
+            .finish()
     }
 }
 
@@ -108,7 +112,9 @@ impl Vcpu for JitVcpu {
             (*ctx).engine = eng.cast();
             (*ctx).io = (&io_ref as *const &dyn VmIo).cast();
         }
-        let r = entry::run_loop(eng, ctx, io);
+        // SAFETY: eng and ctx are this vCPU's (valid, and not borrowed elsewhere while the
+        // loop runs: `self` is mutably borrowed by this call); engine and io are set above.
+        let r = unsafe { entry::run_loop(eng, ctx, io) };
         // SAFETY: as above; no generated code runs any more.
         unsafe {
             (*ctx).engine = std::ptr::null_mut();
@@ -160,7 +166,10 @@ impl Vcpu for JitVcpu {
             ("code generations".into(), s.generations),
             ("block executions".into(), blocks),
             ("run-loop entries".into(), s.dispatches),
-            ("chained entries".into(), blocks.saturating_sub(s.dispatches)),
+            (
+                "chained entries".into(),
+                blocks.saturating_sub(s.dispatches),
+            ),
             ("links made".into(), c.links),
             ("jit instructions".into(), s.jit_insns),
             ("interp instructions".into(), s.interp_insns),
@@ -179,6 +188,11 @@ impl Vcpu for JitVcpu {
             counters.push((format!("fallback {m}"), *n));
         }
         let inner = self.eng.interp.stats();
-        EngineStats { engine: "jit", instructions: self.eng.interp.instructions(), counters, unimplemented: inner.unimplemented }
+        EngineStats {
+            engine: "jit",
+            instructions: self.eng.interp.instructions(),
+            counters,
+            unimplemented: inner.unimplemented,
+        }
     }
 }

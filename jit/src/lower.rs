@@ -86,7 +86,11 @@ fn operands_ok(i: &Instruction) -> bool {
                 }
             }
             OpKind::Memory => {
-                if !addr_reg_ok(i.memory_base()) || !(i.memory_index() == Register::None || i.memory_index().is_gpr64() || i.memory_index().is_gpr32()) {
+                if !addr_reg_ok(i.memory_base())
+                    || !(i.memory_index() == Register::None
+                        || i.memory_index().is_gpr64()
+                        || i.memory_index().is_gpr32())
+                {
                     return false;
                 }
             }
@@ -117,22 +121,50 @@ pub fn supported(i: &Instruction) -> bool {
     // RMW needs nothing more.
     if i.has_lock_prefix()
         && !(i.op_kind(0) == OpKind::Memory
-            && matches!(i.mnemonic(), Add | Adc | And | Btc | Btr | Bts | Cmpxchg | Dec | Inc | Neg | Not | Or | Sbb | Sub | Xor | Xadd | Xchg))
+            && matches!(
+                i.mnemonic(),
+                Add | Adc
+                    | And
+                    | Btc
+                    | Btr
+                    | Bts
+                    | Cmpxchg
+                    | Dec
+                    | Inc
+                    | Neg
+                    | Not
+                    | Or
+                    | Sbb
+                    | Sub
+                    | Xor
+                    | Xadd
+                    | Xchg
+            ))
     {
         return false;
     }
     let m = i.mnemonic();
-    let mem_size = if has_mem(i) { i.memory_size().size() } else { 0 };
+    let mem_size = if has_mem(i) {
+        i.memory_size().size()
+    } else {
+        0
+    };
     let sized = !has_mem(i) || matches!(mem_size, 1 | 2 | 4 | 8);
     match m {
         Nop | Pause | Endbr64 => true,
         Lea => i.op_count() == 2 && i.op_kind(0) == OpKind::Register,
         Mov | Add | Adc | Sub | Sbb | Cmp | And | Or | Xor | Test => i.op_count() == 2 && sized,
         Movzx | Movsx | Movsxd => sized && i.op_kind(0) == OpKind::Register,
-        Xchg | Xadd | Cmpxchg => i.op_count() == 2 && sized && (i.op_kind(0) == OpKind::Register || i.op_kind(1) == OpKind::Register),
+        Xchg | Xadd | Cmpxchg => {
+            i.op_count() == 2
+                && sized
+                && (i.op_kind(0) == OpKind::Register || i.op_kind(1) == OpKind::Register)
+        }
         Bt | Bts | Btr | Btc => {
             // A register bit offset on memory addresses outside the operand: interpreter.
-            sized && i.op_count() == 2 && !(i.op_kind(0) == OpKind::Memory && i.op_kind(1) == OpKind::Register)
+            sized
+                && i.op_count() == 2
+                && !(i.op_kind(0) == OpKind::Memory && i.op_kind(1) == OpKind::Register)
         }
         Bsf | Bsr => sized && i.op_kind(0) == OpKind::Register && i.op_register(0).size() >= 2,
         Clc | Stc | Cmc | Cld | Std | Lahf | Sahf => true,
@@ -149,12 +181,17 @@ pub fn supported(i: &Instruction) -> bool {
                 || (i.op_kind(0) == OpKind::Register && i.op_register(0).is_gpr64())
                 || (i.op_kind(0) == OpKind::Memory && mem_size == 8)
         }
-        Ret => matches!(i.code(), iced_x86::Code::Retnq | iced_x86::Code::Retnq_imm16),
+        Ret => matches!(
+            i.code(),
+            iced_x86::Code::Retnq | iced_x86::Code::Retnq_imm16
+        ),
         Shl | Sal | Shr | Sar | Rol | Ror => {
             i.op_count() == 2
                 && sized
                 && (is_imm(i.op_kind(1))
-                    || (i.op_kind(1) == OpKind::Register && i.op_register(1) == Register::CL && i.op_kind(0) == OpKind::Register))
+                    || (i.op_kind(1) == OpKind::Register
+                        && i.op_register(1) == Register::CL
+                        && i.op_kind(0) == OpKind::Register))
         }
         Imul => sized && (1..=3).contains(&i.op_count()),
         Mul => sized && i.op_count() == 1,
@@ -170,35 +207,84 @@ pub fn is_jcc(i: &Instruction) -> bool {
     i.condition_code() != ConditionCode::None
         && i.op_count() == 1
         && i.op_kind(0) == OpKind::NearBranch64
-        && !matches!(i.mnemonic(), Mnemonic::Loop | Mnemonic::Loope | Mnemonic::Loopne | Mnemonic::Jrcxz | Mnemonic::Jecxz | Mnemonic::Jcxz)
+        && !matches!(
+            i.mnemonic(),
+            Mnemonic::Loop
+                | Mnemonic::Loope
+                | Mnemonic::Loopne
+                | Mnemonic::Jrcxz
+                | Mnemonic::Jecxz
+                | Mnemonic::Jcxz
+        )
 }
 
 /// LOOP, LOOPE, LOOPNE, JRCXZ, JECXZ with a 64-bit target.
 pub fn is_loop(i: &Instruction) -> bool {
-    matches!(i.mnemonic(), Mnemonic::Loop | Mnemonic::Loope | Mnemonic::Loopne | Mnemonic::Jrcxz | Mnemonic::Jecxz)
-        && i.op_kind(0) == OpKind::NearBranch64
+    matches!(
+        i.mnemonic(),
+        Mnemonic::Loop | Mnemonic::Loope | Mnemonic::Loopne | Mnemonic::Jrcxz | Mnemonic::Jecxz
+    ) && i.op_kind(0) == OpKind::NearBranch64
 }
 
 /// SETcc.
 pub fn is_setcc(m: Mnemonic) -> bool {
     use Mnemonic::*;
-    matches!(m, Seto | Setno | Setb | Setae | Sete | Setne | Setbe | Seta | Sets | Setns | Setp | Setnp | Setl | Setge | Setle | Setg)
+    matches!(
+        m,
+        Seto | Setno
+            | Setb
+            | Setae
+            | Sete
+            | Setne
+            | Setbe
+            | Seta
+            | Sets
+            | Setns
+            | Setp
+            | Setnp
+            | Setl
+            | Setge
+            | Setle
+            | Setg
+    )
 }
 
 /// CMOVcc.
 pub fn is_cmovcc(m: Mnemonic) -> bool {
     use Mnemonic::*;
-    matches!(m, Cmovo | Cmovno | Cmovb | Cmovae | Cmove | Cmovne | Cmovbe | Cmova | Cmovs | Cmovns | Cmovp | Cmovnp | Cmovl | Cmovge | Cmovle | Cmovg)
+    matches!(
+        m,
+        Cmovo
+            | Cmovno
+            | Cmovb
+            | Cmovae
+            | Cmove
+            | Cmovne
+            | Cmovbe
+            | Cmova
+            | Cmovs
+            | Cmovns
+            | Cmovp
+            | Cmovnp
+            | Cmovl
+            | Cmovge
+            | Cmovle
+            | Cmovg
+    )
 }
 
 /// Whether `i` ends a block (a control transfer).
 pub fn ends_block(i: &Instruction) -> bool {
-    matches!(i.mnemonic(), Mnemonic::Jmp | Mnemonic::Call | Mnemonic::Ret) || is_jcc(i) || is_loop(i)
+    matches!(i.mnemonic(), Mnemonic::Jmp | Mnemonic::Call | Mnemonic::Ret)
+        || is_jcc(i)
+        || is_loop(i)
 }
 
 /// The static target of a JMP or Jcc, if it has one.
 pub fn static_target(i: &Instruction) -> Option<u64> {
-    if (i.mnemonic() == Mnemonic::Jmp || is_jcc(i) || is_loop(i)) && i.op_kind(0) == OpKind::NearBranch64 {
+    if (i.mnemonic() == Mnemonic::Jmp || is_jcc(i) || is_loop(i))
+        && i.op_kind(0) == OpKind::NearBranch64
+    {
         Some(i.near_branch_target())
     } else {
         None
@@ -210,9 +296,13 @@ pub fn lower(t: &mut Translator, ins: &Insn) -> Flow {
     use Mnemonic::*;
     let m = ins.i.mnemonic();
     match m {
-        Add | Adc | Sub | Sbb | Cmp | And | Or | Xor | Test | Inc | Dec | Neg | Not => crate::lower_alu::lower(t, ins),
+        Add | Adc | Sub | Sbb | Cmp | And | Or | Xor | Test | Inc | Dec | Neg | Not => {
+            crate::lower_alu::lower(t, ins)
+        }
         Push | Pop | Pushfq | Leave => crate::lower_stack::lower(t, ins),
-        Xchg if ins.i.op_kind(0) == OpKind::Memory || ins.i.op_kind(1) == OpKind::Memory => crate::lower_xchg::lower(t, ins),
+        Xchg if ins.i.op_kind(0) == OpKind::Memory || ins.i.op_kind(1) == OpKind::Memory => {
+            crate::lower_xchg::lower(t, ins)
+        }
         Xadd | Cmpxchg => crate::lower_xchg::lower(t, ins),
         Bt | Bts | Btr | Btc | Bsf | Bsr => crate::lower_bit::lower(t, ins),
         Clc | Stc | Cmc | Cld | Std | Lahf | Sahf => crate::lower_flagops::lower(t, ins),
@@ -246,7 +336,13 @@ impl Translator<'_, '_> {
         if index != Register::None {
             let x = self.gpr(index.full_register().number());
             let scale = i.memory_index_scale();
-            let x = if scale > 1 { self.b.ins().ishl_imm_s(x, i64::from(scale.trailing_zeros())) } else { x };
+            let x = if scale > 1 {
+                self.b
+                    .ins()
+                    .ishl_imm_s(x, i64::from(scale.trailing_zeros()))
+            } else {
+                x
+            };
             a = self.b.ins().iadd(a, x);
         }
         if ins.asz == 4 {
@@ -263,8 +359,17 @@ impl Translator<'_, '_> {
         let seg = ins.i.memory_segment();
         let lin = match seg {
             Register::FS | Register::GS => {
-                let n = if seg == Register::FS { cpu::state::sreg::FS } else { cpu::state::sreg::GS };
-                let base = self.b.ins().load(types::I64, crate::translate::trusted(), self.st, offsets::seg_base(n));
+                let n = if seg == Register::FS {
+                    cpu::state::sreg::FS
+                } else {
+                    cpu::state::sreg::GS
+                };
+                let base = self.b.ins().load(
+                    types::I64,
+                    crate::translate::trusted(),
+                    self.st,
+                    offsets::seg_base(n),
+                );
                 self.b.ins().iadd(a, base)
             }
             _ => a,
@@ -287,13 +392,22 @@ impl Translator<'_, '_> {
         match i.op_kind(k) {
             OpKind::Register => {
                 let (n, high, size) = cpu::interp::cx::gpr_of(i.op_register(k));
-                Opnd { loc: Loc::Reg { n, high }, size }
+                Opnd {
+                    loc: Loc::Reg { n, high },
+                    size,
+                }
             }
             OpKind::Memory => {
                 let (lin, ss) = self.lin(ins);
-                Opnd { loc: Loc::Mem { lin, ss }, size: i.memory_size().size() as u32 }
+                Opnd {
+                    loc: Loc::Mem { lin, ss },
+                    size: i.memory_size().size() as u32,
+                }
             }
-            _ => Opnd { loc: Loc::Imm(i.immediate(k)), size: imm_size },
+            _ => Opnd {
+                loc: Loc::Imm(i.immediate(k)),
+                size: imm_size,
+            },
         }
     }
 

@@ -18,16 +18,32 @@ pub fn lower(t: &mut Translator, ins: &Insn) -> Flow {
         Inc | Dec => {
             let a = t.read(dst);
             let cf = t.carry_i64();
-            let r = if m == Inc { t.b.ins().iadd_imm_s(a, 1) } else { t.b.ins().iadd_imm_s(a, -1) };
+            let r = if m == Inc {
+                t.b.ins().iadd_imm_s(a, 1)
+            } else {
+                t.b.ins().iadd_imm_s(a, -1)
+            };
             t.write(dst, r);
-            t.lazy = Lazy::IncDec { dec: m == Dec, size, a, r, cf };
+            t.lazy = Lazy::IncDec {
+                dec: m == Dec,
+                size,
+                a,
+                r,
+                cf,
+            };
         }
         Neg => {
             let a = t.read(dst);
             let zero = t.imm(size, 0);
             let r = t.b.ins().isub(zero, a);
             t.write(dst, r);
-            t.lazy = Lazy::Arith { op: ArithOp::Sub, size, a: zero, b: a, r };
+            t.lazy = Lazy::Arith {
+                op: ArithOp::Sub,
+                size,
+                a: zero,
+                b: a,
+                r,
+            };
         }
         Not => {
             let a = t.read(dst);
@@ -41,11 +57,29 @@ pub fn lower(t: &mut Translator, ins: &Insn) -> Flow {
             let (r, lazy) = match m {
                 Add => {
                     let r = t.b.ins().iadd(a, b);
-                    (r, Lazy::Arith { op: ArithOp::Add, size, a, b, r })
+                    (
+                        r,
+                        Lazy::Arith {
+                            op: ArithOp::Add,
+                            size,
+                            a,
+                            b,
+                            r,
+                        },
+                    )
                 }
                 Sub | Cmp => {
                     let r = t.b.ins().isub(a, b);
-                    (r, Lazy::Arith { op: ArithOp::Sub, size, a, b, r })
+                    (
+                        r,
+                        Lazy::Arith {
+                            op: ArithOp::Sub,
+                            size,
+                            a,
+                            b,
+                            r,
+                        },
+                    )
                 }
                 Adc | Sbb => {
                     let c64 = t.carry_i64();

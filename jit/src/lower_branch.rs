@@ -40,7 +40,11 @@ pub fn lower(t: &mut Translator, ins: &Insn) -> Flow {
             let rsp = t.gpr(gpr::RSP);
             let target = t.load_mem(rsp, 8, true);
             t.check_canonical(target);
-            let pop = 8 + if i.op_count() > 0 { i.immediate(0) & 0xffff } else { 0 };
+            let pop = 8 + if i.op_count() > 0 {
+                i.immediate(0) & 0xffff
+            } else {
+                0
+            };
             let nsp = t.b.ins().iadd_imm_s(rsp, pop as i64);
             t.set_gpr(gpr::RSP, nsp);
             t.jump_indirect(target);

@@ -35,10 +35,18 @@ pub fn lower(t: &mut Translator, ins: &Insn) -> Flow {
             // record if there is one.
             let set = ins.i.mnemonic() == Mnemonic::Std;
             let old = t.b.ins().load(types::I64, trusted(), t.st, offsets::RFLAGS);
-            let new = if set { t.b.ins().bor_imm_s(old, DF as i64) } else { t.b.ins().band_imm_s(old, !(DF as i64)) };
+            let new = if set {
+                t.b.ins().bor_imm_s(old, DF as i64)
+            } else {
+                t.b.ins().band_imm_s(old, !(DF as i64))
+            };
             t.b.ins().store(trusted(), new, t.st, offsets::RFLAGS);
             if let Lazy::Exact(v) = t.lazy {
-                let nv = if set { t.b.ins().bor_imm_s(v, DF as i64) } else { t.b.ins().band_imm_s(v, !(DF as i64)) };
+                let nv = if set {
+                    t.b.ins().bor_imm_s(v, DF as i64)
+                } else {
+                    t.b.ins().band_imm_s(v, !(DF as i64))
+                };
                 t.lazy = Lazy::Exact(nv);
             }
         }

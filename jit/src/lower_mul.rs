@@ -70,7 +70,11 @@ pub fn divide(size: u32, signed: bool, lo: u64, hi: u64, d: u64) -> Result<(u64,
     if d == 0 {
         return Err(Fault::DE);
     }
-    let (lo, hi) = if size == 1 { (lo & 0xff, (lo >> 8) & 0xff) } else { (lo & mask(size), hi & mask(size)) };
+    let (lo, hi) = if size == 1 {
+        (lo & 0xff, (lo >> 8) & 0xff)
+    } else {
+        (lo & mask(size), hi & mask(size))
+    };
     if !signed {
         let n = (u128::from(hi) << bits) | u128::from(lo);
         let q = n / u128::from(d);
@@ -99,22 +103,42 @@ fn lower_div(t: &mut Translator, ins: &Insn, size: u32) -> Flow {
     let src = t.opnd(ins, 0, size);
     let d = t.read(src);
     let d = t.zext64(d, size);
-    let lo = if size == 1 { t.get_reg(gpr::RAX as u8, false, 2) } else { t.get_reg(gpr::RAX as u8, false, size) };
+    let lo = if size == 1 {
+        t.get_reg(gpr::RAX as u8, false, 2)
+    } else {
+        t.get_reg(gpr::RAX as u8, false, size)
+    };
     let lo = t.zext64(lo, size.max(2));
-    let hi = if size == 1 { t.imm64(0) } else { t.get_reg(gpr::RDX as u8, false, size) };
+    let hi = if size == 1 {
+        t.imm64(0)
+    } else {
+        t.get_reg(gpr::RDX as u8, false, size)
+    };
     let hi = t.zext64(hi, size.max(2));
     let signed = ins.i.mnemonic() == Mnemonic::Idiv;
     let info = t.imm64(u64::from(size) | if signed { 1 << 8 } else { 0 });
     let helper = t.imm64(t.env.helpers.div);
     let ctx = t.ctx;
-    let call = t.b.ins().call_indirect(t.sigs.div, helper, &[ctx, lo, hi, d, info]);
+    let call =
+        t.b.ins()
+            .call_indirect(t.sigs.div, helper, &[ctx, lo, hi, d, info]);
     let st = t.b.inst_results(call)[0];
     let fault = t.fault_exit();
     let ok = t.b.create_block();
     t.b.ins().brif(st, fault, &[], ok, &[]);
     t.b.switch_to_block(ok);
-    let q = t.b.ins().load(types::I64, crate::translate::trusted(), ctx, crate::offsets::ctx::HELPER_VAL);
-    let r = t.b.ins().load(types::I64, crate::translate::trusted(), ctx, crate::offsets::ctx::HELPER_VAL2);
+    let q = t.b.ins().load(
+        types::I64,
+        crate::translate::trusted(),
+        ctx,
+        crate::offsets::ctx::HELPER_VAL,
+    );
+    let r = t.b.ins().load(
+        types::I64,
+        crate::translate::trusted(),
+        ctx,
+        crate::offsets::ctx::HELPER_VAL2,
+    );
     if size == 1 {
         let r8 = t.b.ins().ishl_imm_s(r, 8);
         let ax = t.b.ins().bor(q, r8);
@@ -156,7 +180,11 @@ pub fn lower(t: &mut Translator, ins: &Insn) -> Flow {
     let src = t.opnd(ins, 0, size);
     let b = t.read(src);
     let a = t.get_reg(gpr::RAX as u8, false, size);
-    let (lo, hi, ovf) = if i.mnemonic() == Mnemonic::Mul { t.umul(a, b, size) } else { t.smul(a, b, size) };
+    let (lo, hi, ovf) = if i.mnemonic() == Mnemonic::Mul {
+        t.umul(a, b, size)
+    } else {
+        t.smul(a, b, size)
+    };
     if size == 1 {
         let lo16 = t.b.ins().uextend(types::I16, lo);
         let hi16 = t.b.ins().uextend(types::I16, hi);
@@ -181,8 +209,14 @@ mod tests {
         assert_eq!(divide(8, false, 0, 1, 2), Ok((1 << 63, 0)));
         assert_eq!(divide(8, false, 0, 2, 2), Err(Fault::DE));
         assert_eq!(divide(1, false, 0x0100, 0, 2), Ok((0x80, 0)));
-        assert_eq!(divide(4, true, (-7i32) as u32 as u64, 0xffff_ffff, 2), Ok(((-3i32) as u32 as u64, (-1i32) as u32 as u64)));
-        assert_eq!(divide(8, true, 0, 0x8000_0000_0000_0000, u64::MAX), Err(Fault::DE));
+        assert_eq!(
+            divide(4, true, (-7i32) as u32 as u64, 0xffff_ffff, 2),
+            Ok(((-3i32) as u32 as u64, (-1i32) as u32 as u64))
+        );
+        assert_eq!(
+            divide(8, true, 0, 0x8000_0000_0000_0000, u64::MAX),
+            Err(Fault::DE)
+        );
         assert_eq!(divide(2, true, 0, 0, 0), Err(Fault::DE));
     }
 }

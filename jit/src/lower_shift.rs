@@ -14,7 +14,11 @@ use crate::translate::{Insn, Translator};
 impl Translator<'_, '_> {
     /// Bit `k` of `v` as an i64 0 or 1.
     fn bit64(&mut self, v: Value, k: u32, size: u32) -> Value {
-        let s = if k > 0 { self.b.ins().ushr_imm_s(v, i64::from(k)) } else { v };
+        let s = if k > 0 {
+            self.b.ins().ushr_imm_s(v, i64::from(k))
+        } else {
+            v
+        };
         let s = self.zext64(s, size);
         self.b.ins().band_imm_s(s, 1)
     }
@@ -50,21 +54,39 @@ pub fn lower(t: &mut Translator, ins: &Insn) -> Flow {
         Shl | Sal | Shr | Sar => {
             let (r, cf, of) = match m {
                 Shl | Sal => {
-                    let r = if count >= bits { t.imm(size, 0) } else { t.b.ins().ishl_imm_s(a, i64::from(count)) };
-                    let cf = if count <= bits { t.bit64(a, bits - count, size) } else { zero64 };
+                    let r = if count >= bits {
+                        t.imm(size, 0)
+                    } else {
+                        t.b.ins().ishl_imm_s(a, i64::from(count))
+                    };
+                    let cf = if count <= bits {
+                        t.bit64(a, bits - count, size)
+                    } else {
+                        zero64
+                    };
                     let msb = t.msb64(r, size);
                     let of = t.b.ins().bxor(msb, cf);
                     (r, cf, of)
                 }
                 Shr => {
-                    let r = if count >= bits { t.imm(size, 0) } else { t.b.ins().ushr_imm_s(a, i64::from(count)) };
-                    let cf = if count > bits { zero64 } else { t.bit64(a, count - 1, size) };
+                    let r = if count >= bits {
+                        t.imm(size, 0)
+                    } else {
+                        t.b.ins().ushr_imm_s(a, i64::from(count))
+                    };
+                    let cf = if count > bits {
+                        zero64
+                    } else {
+                        t.bit64(a, count - 1, size)
+                    };
                     let of = t.msb64(a, size);
                     (r, cf, of)
                 }
                 _ => {
                     let r = t.b.ins().sshr_imm_s(a, i64::from(count.min(bits - 1)));
-                    let s = t.b.ins().sshr_imm_s(a, i64::from((count - 1).min(bits - 1)));
+                    let s =
+                        t.b.ins()
+                            .sshr_imm_s(a, i64::from((count - 1).min(bits - 1)));
                     let cf = t.bit64(s, 0, size);
                     (r, cf, zero64)
                 }
@@ -106,7 +128,9 @@ fn lower_cl(t: &mut Translator, ins: &Insn) -> Flow {
     let dst = t.opnd(ins, 0, size);
     let a = t.read(dst);
     let rcx = t.gpr(cpu::state::gpr::RCX);
-    let count = t.b.ins().band_imm_s(rcx, if size == 8 { 0x3f } else { 0x1f });
+    let count =
+        t.b.ins()
+            .band_imm_s(rcx, if size == 8 { 0x3f } else { 0x1f });
     let zero = t.b.ins().icmp_imm_s(IntCC::Equal, count, 0);
     let a64 = t.zext64(a, size);
     let one64 = t.imm64(1);
@@ -119,7 +143,9 @@ fn lower_cl(t: &mut Translator, ins: &Insn) -> Flow {
                     // CF: bit (bits - count) of a, or 0 past the width.
                     let bits_v = t.imm64(u64::from(bits));
                     let back = t.b.ins().isub(bits_v, count);
-                    let past = t.b.ins().icmp_imm_s(IntCC::SignedGreaterThan, count, i64::from(bits));
+                    let past =
+                        t.b.ins()
+                            .icmp_imm_s(IntCC::SignedGreaterThan, count, i64::from(bits));
                     let zero64 = t.imm64(0);
                     let back = t.b.ins().select(past, zero64, back);
                     let s = t.b.ins().ushr(a64, back);
@@ -152,7 +178,11 @@ fn lower_cl(t: &mut Translator, ins: &Insn) -> Flow {
         }
         _ => {
             let amt = t.trunc(count, size);
-            let r = if m == Rol { t.b.ins().rotl(a, amt) } else { t.b.ins().rotr(a, amt) };
+            let r = if m == Rol {
+                t.b.ins().rotl(a, amt)
+            } else {
+                t.b.ins().rotr(a, amt)
+            };
             let msb = t.msb64(r, size);
             let (cf, of) = if m == Rol {
                 let cf = t.bit64(r, 0, size);
@@ -163,7 +193,13 @@ fn lower_cl(t: &mut Translator, ins: &Insn) -> Flow {
             };
             let o = t.b.ins().ishl_imm_s(of, 11);
             let bits_v = t.b.ins().bor(cf, o);
-            (r, crate::flags::Lazy::PatchDyn { mask: cpu::state::flags::CF | cpu::state::flags::OF, bits: bits_v })
+            (
+                r,
+                crate::flags::Lazy::PatchDyn {
+                    mask: cpu::state::flags::CF | cpu::state::flags::OF,
+                    bits: bits_v,
+                },
+            )
         }
     };
     // A zero count writes the register back unchanged (a 32-bit one is zero-extended).

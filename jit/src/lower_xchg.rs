@@ -18,7 +18,11 @@ pub fn lower(t: &mut Translator, ins: &Insn) -> Flow {
     match i.mnemonic() {
         Mnemonic::Xchg => {
             // Memory operand first, so it is written before the register changes.
-            let (m, r) = if i.op_kind(1) == OpKind::Memory { (1, 0) } else { (0, 1) };
+            let (m, r) = if i.op_kind(1) == OpKind::Memory {
+                (1, 0)
+            } else {
+                (0, 1)
+            };
             let a_op = t.opnd(ins, m, size);
             let b_op = t.opnd(ins, r, size);
             let a = t.read(a_op);
@@ -40,7 +44,13 @@ pub fn lower(t: &mut Translator, ins: &Insn) -> Flow {
                 t.write(src, a);
                 t.write(dst, sum);
             }
-            t.lazy = Lazy::Arith { op: ArithOp::Add, size, a, b, r: sum };
+            t.lazy = Lazy::Arith {
+                op: ArithOp::Add,
+                size,
+                a,
+                b,
+                r: sum,
+            };
         }
         _ => {
             // CMPXCHG: compare rAX with the destination.
@@ -71,7 +81,13 @@ pub fn lower(t: &mut Translator, ins: &Insn) -> Flow {
                 }
                 Loc::Imm(_) => {}
             }
-            t.lazy = Lazy::Arith { op: ArithOp::Sub, size, a: acc, b: d, r };
+            t.lazy = Lazy::Arith {
+                op: ArithOp::Sub,
+                size,
+                a: acc,
+                b: d,
+                r,
+            };
         }
     }
     Flow::Next

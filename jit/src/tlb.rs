@@ -34,13 +34,20 @@ impl Translator<'_, '_> {
     /// Probe a TLB (`base`: `offsets::ctx::RTLB` or `WTLB`): the entry address and whether
     /// it maps the whole access.
     fn tlb_probe(&mut self, lin: Value, size: u32, base: i32) -> (Value, Value) {
-        let last = if size > 1 { self.b.ins().iadd_imm_s(lin, i64::from(size - 1)) } else { lin };
+        let last = if size > 1 {
+            self.b.ins().iadd_imm_s(lin, i64::from(size - 1))
+        } else {
+            lin
+        };
         let want = self.b.ins().band_imm_s(last, !0xfff);
         let page = self.b.ins().ushr_imm_s(lin, 12);
         let idx = self.b.ins().band_imm_s(page, (TLB_ENTRIES - 1) as i64);
         let off = self.b.ins().ishl_imm_s(idx, offsets::TLB_SLOT_SHIFT);
         let ent = self.b.ins().iadd(self.ctx, off);
-        let tag = self.b.ins().load(types::I64, trusted(), ent, base + offsets::TLB_TAG);
+        let tag = self
+            .b
+            .ins()
+            .load(types::I64, trusted(), ent, base + offsets::TLB_TAG);
         let hit = self.b.ins().icmp(IntCC::Equal, tag, want);
         (ent, hit)
     }
@@ -56,7 +63,12 @@ impl Translator<'_, '_> {
         self.b.ins().brif(hit, hit_blk, &[], miss_blk, &[]);
 
         self.b.switch_to_block(hit_blk);
-        let addend = self.b.ins().load(types::I64, trusted(), ent, offsets::ctx::RTLB + offsets::TLB_ADDEND);
+        let addend = self.b.ins().load(
+            types::I64,
+            trusted(),
+            ent,
+            offsets::ctx::RTLB + offsets::TLB_ADDEND,
+        );
         let host = self.b.ins().iadd(lin, addend);
         let x = self.b.ins().load(ty(size), guest(), host, 0);
         self.b.ins().jump(join, &Self::arg(x));
@@ -66,13 +78,19 @@ impl Translator<'_, '_> {
         let helper = self.imm64(self.env.helpers.load);
         let inf = self.imm64(info(size, ss));
         let ctx = self.ctx;
-        let call = self.b.ins().call_indirect(self.sigs.load, helper, &[ctx, lin, inf]);
+        let call = self
+            .b
+            .ins()
+            .call_indirect(self.sigs.load, helper, &[ctx, lin, inf]);
         let st = self.b.inst_results(call)[0];
         let ok = self.b.create_block();
         let fault = self.fault_exit();
         self.b.ins().brif(st, fault, &[], ok, &[]);
         self.b.switch_to_block(ok);
-        let x64 = self.b.ins().load(types::I64, trusted(), self.ctx, offsets::ctx::HELPER_VAL);
+        let x64 = self
+            .b
+            .ins()
+            .load(types::I64, trusted(), self.ctx, offsets::ctx::HELPER_VAL);
         let x = self.trunc(x64, size);
         self.b.ins().jump(join, &Self::arg(x));
 
@@ -90,7 +108,12 @@ impl Translator<'_, '_> {
         self.b.ins().brif(hit, hit_blk, &[], miss_blk, &[]);
 
         self.b.switch_to_block(hit_blk);
-        let addend = self.b.ins().load(types::I64, trusted(), ent, offsets::ctx::WTLB + offsets::TLB_ADDEND);
+        let addend = self.b.ins().load(
+            types::I64,
+            trusted(),
+            ent,
+            offsets::ctx::WTLB + offsets::TLB_ADDEND,
+        );
         let host = self.b.ins().iadd(lin, addend);
         self.b.ins().store(guest(), v, host, 0);
         let no = self.b.ins().iconst(types::I8, 0);
@@ -102,14 +125,23 @@ impl Translator<'_, '_> {
         let inf = self.imm64(info(size, ss));
         let v64 = self.zext64(v, size);
         let ctx = self.ctx;
-        let call = self.b.ins().call_indirect(self.sigs.store, helper, &[ctx, lin, v64, inf]);
+        let call = self
+            .b
+            .ins()
+            .call_indirect(self.sigs.store, helper, &[ctx, lin, v64, inf]);
         let st = self.b.inst_results(call)[0];
-        let is_fault = self.b.ins().icmp_imm_s(IntCC::Equal, st, status::FAULT as i64);
+        let is_fault = self
+            .b
+            .ins()
+            .icmp_imm_s(IntCC::Equal, st, status::FAULT as i64);
         let ok = self.b.create_block();
         let fault = self.fault_exit();
         self.b.ins().brif(is_fault, fault, &[], ok, &[]);
         self.b.switch_to_block(ok);
-        let is_smc = self.b.ins().icmp_imm_s(IntCC::Equal, st, status::SMC as i64);
+        let is_smc = self
+            .b
+            .ins()
+            .icmp_imm_s(IntCC::Equal, st, status::SMC as i64);
         self.b.ins().jump(join, &Self::arg(is_smc));
 
         self.b.switch_to_block(join);
@@ -126,7 +158,10 @@ fn index(lin: u64) -> usize {
 
 fn slot_for(lin: u64, host_page: *mut u8) -> TlbSlot {
     let page = lin & !0xfff;
-    TlbSlot { tag: page, addend: (host_page as u64).wrapping_sub(page) }
+    TlbSlot {
+        tag: page,
+        addend: (host_page as u64).wrapping_sub(page),
+    }
 }
 
 fn crosses_page(lin: u64, size: u32) -> bool {
@@ -146,7 +181,14 @@ fn canonical_access(lin: u64, size: u32, ss: bool) -> Result<(), Fault> {
 
 impl Engine {
     /// The slow path of a load: checks, translation, TLB refill, RAM or MMIO read.
-    pub fn load_slow(&mut self, ctx: &mut JitCtx, io: &dyn VmIo, lin: u64, size: u32, ss: bool) -> Result<u64, Fault> {
+    pub fn load_slow(
+        &mut self,
+        ctx: &mut JitCtx,
+        io: &dyn VmIo,
+        lin: u64,
+        size: u32,
+        ss: bool,
+    ) -> Result<u64, Fault> {
         canonical_access(lin, size, ss)?;
         self.stats.tlb_miss_read += 1;
         if crosses_page(lin, size) {
@@ -159,13 +201,23 @@ impl Engine {
         }
         ctx.rtlb[index(lin)] = slot_for(lin, e.host);
         let mut buf = [0u8; 8];
-        self.interp.ram().read(e.phys | (lin & 0xfff), &mut buf[..size as usize]);
+        self.interp
+            .ram()
+            .read(e.phys | (lin & 0xfff), &mut buf[..size as usize]);
         Ok(u64::from_le_bytes(buf))
     }
 
     /// The slow path of a store. Returns whether translated code was invalidated (or a
     /// device was written, which may have written memory by DMA): the block must then leave.
-    pub fn store_slow(&mut self, ctx: &mut JitCtx, io: &dyn VmIo, lin: u64, size: u32, ss: bool, v: u64) -> Result<bool, Fault> {
+    pub fn store_slow(
+        &mut self,
+        ctx: &mut JitCtx,
+        io: &dyn VmIo,
+        lin: u64,
+        size: u32,
+        ss: bool,
+        v: u64,
+    ) -> Result<bool, Fault> {
         canonical_access(lin, size, ss)?;
         self.stats.tlb_miss_write += 1;
         if crosses_page(lin, size) {

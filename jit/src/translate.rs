@@ -92,7 +92,10 @@ pub fn decode(bytes: &[u8], rip: u64) -> Plan {
             }
             break;
         }
-        let asz = u32::from(cpu::interp::decode::address_size(&bytes[len..len + i.len()], 64));
+        let asz = u32::from(cpu::interp::decode::address_size(
+            &bytes[len..len + i.len()],
+            64,
+        ));
         len += i.len();
         let branch = crate::lower::ends_block(&i);
         insns.push(Insn { i, asz });
@@ -101,8 +104,17 @@ pub fn decode(bytes: &[u8], rip: u64) -> Plan {
             break;
         }
     }
-    let fallthrough = if ends_in_branch { None } else { Some(rip.wrapping_add(len as u64)) };
-    Plan { insns, len: len.max(1), fallthrough, stopped_at }
+    let fallthrough = if ends_in_branch {
+        None
+    } else {
+        Some(rip.wrapping_add(len as u64))
+    };
+    Plan {
+        insns,
+        len: len.max(1),
+        fallthrough,
+        stopped_at,
+    }
 }
 
 /// Addresses of the extern "C" helpers generated code calls.
@@ -235,7 +247,9 @@ pub fn build(b: &mut FunctionBuilder, plan: &Plan, start: u64, env: BlockEnv) {
     // Prologue: page validity, then the budget.
     let cell_addr = b.ins().iconst(types::I64, env.cell as i64);
     let cell = b.ins().load(types::I64, trusted(), cell_addr, 0);
-    let epoch = b.ins().load(types::I64, trusted(), ctx, offsets::ctx::CODE_EPOCH);
+    let epoch = b
+        .ins()
+        .load(types::I64, trusted(), ctx, offsets::ctx::CODE_EPOCH);
     let valid = b.ins().icmp(IntCC::Equal, cell, epoch);
     let budget_blk = b.create_block();
     let reval = b.create_block();
@@ -246,7 +260,9 @@ pub fn build(b: &mut FunctionBuilder, plan: &Plan, start: u64, env: BlockEnv) {
     b.ins().return_(&[code]);
 
     b.switch_to_block(budget_blk);
-    let b0 = b.ins().load(types::I64, trusted(), ctx, offsets::ctx::BUDGET);
+    let b0 = b
+        .ins()
+        .load(types::I64, trusted(), ctx, offsets::ctx::BUDGET);
     let ok = b.ins().icmp_imm_s(IntCC::SignedGreaterThan, b0, 0);
     let go = b.create_block();
     let out = b.create_block();
@@ -261,7 +277,9 @@ pub fn build(b: &mut FunctionBuilder, plan: &Plan, start: u64, env: BlockEnv) {
     let b1 = b.ins().iadd_imm_s(b0, -n);
     b.def_var(bud, b1);
     count_block(b, ctx);
-    let st = b.ins().load(types::I64, trusted(), ctx, offsets::ctx::STATE);
+    let st = b
+        .ins()
+        .load(types::I64, trusted(), ctx, offsets::ctx::STATE);
     let regs: [Variable; 16] = std::array::from_fn(|_| b.declare_var(types::I64));
     let mut t = Translator {
         b,
@@ -277,7 +295,11 @@ pub fn build(b: &mut FunctionBuilder, plan: &Plan, start: u64, env: BlockEnv) {
         ip: start,
         next_ip: start,
         start,
-        looping: if self_loop(plan, start) { Looping::Peeled } else { Looping::No },
+        looping: if self_loop(plan, start) {
+            Looping::Peeled
+        } else {
+            Looping::No
+        },
         fault_blk: None,
         pending_faults: Vec::new(),
         smc: None,
@@ -290,7 +312,13 @@ pub fn build(b: &mut FunctionBuilder, plan: &Plan, start: u64, env: BlockEnv) {
         let target = plan.fallthrough.unwrap_or(t.next_ip);
         t.jump_static(target);
     }
-    if let Looping::Entered { hdr, shape, vars, dirty } = t.looping.clone() {
+    if let Looping::Entered {
+        hdr,
+        shape,
+        vars,
+        dirty,
+    } = t.looping.clone()
+    {
         // The loop proper: the same instructions again, entered from the first iteration's
         // back edge with the registers and the flags record in variables.
         t.b.switch_to_block(hdr);
@@ -340,7 +368,9 @@ enum Looping {
 }
 
 fn count_block(b: &mut FunctionBuilder, ctx: Value) {
-    let n = b.ins().load(types::I64, trusted(), ctx, offsets::ctx::BLOCKS);
+    let n = b
+        .ins()
+        .load(types::I64, trusted(), ctx, offsets::ctx::BLOCKS);
     let n1 = b.ins().iadd_imm_s(n, 1);
     b.ins().store(trusted(), n1, ctx, offsets::ctx::BLOCKS);
 }
@@ -392,17 +422,29 @@ impl Translator<'_, '_> {
 
     /// Zero-extend a `size`-byte value to 64 bits.
     pub fn zext64(&mut self, v: Value, size: u32) -> Value {
-        if size >= 8 { v } else { self.b.ins().uextend(types::I64, v) }
+        if size >= 8 {
+            v
+        } else {
+            self.b.ins().uextend(types::I64, v)
+        }
     }
 
     /// Sign-extend a `size`-byte value to 64 bits.
     pub fn sext64(&mut self, v: Value, size: u32) -> Value {
-        if size >= 8 { v } else { self.b.ins().sextend(types::I64, v) }
+        if size >= 8 {
+            v
+        } else {
+            self.b.ins().sextend(types::I64, v)
+        }
     }
 
     /// Truncate a 64-bit value to `size` bytes.
     pub fn trunc(&mut self, v: Value, size: u32) -> Value {
-        if size >= 8 { v } else { self.b.ins().ireduce(ty(size), v) }
+        if size >= 8 {
+            v
+        } else {
+            self.b.ins().ireduce(ty(size), v)
+        }
     }
 
     /// Convert between operand sizes: truncate, or zero-extend.
@@ -424,7 +466,10 @@ impl Translator<'_, '_> {
     pub fn gpr(&mut self, n: usize) -> Value {
         let n = n & 15;
         if self.loaded & (1 << n) == 0 {
-            let v = self.b.ins().load(types::I64, trusted(), self.st, offsets::gpr(n));
+            let v = self
+                .b
+                .ins()
+                .load(types::I64, trusted(), self.st, offsets::gpr(n));
             self.b.def_var(self.regs[n], v);
             self.loaded |= 1 << n;
         }
@@ -527,7 +572,13 @@ impl Translator<'_, '_> {
         }
         let blk = self.b.create_block();
         self.b.set_cold_block(blk);
-        self.pending_faults.push(PendingFault { blk, dirty: self.dirty, lazy: self.lazy, ip: self.ip, done: self.done });
+        self.pending_faults.push(PendingFault {
+            blk,
+            dirty: self.dirty,
+            lazy: self.lazy,
+            ip: self.ip,
+            done: self.done,
+        });
         self.fault_blk = Some(blk);
         blk
     }
@@ -581,11 +632,18 @@ impl Translator<'_, '_> {
                         self.b.def_var(var, v);
                     }
                     let hdr = self.b.create_block();
-                    self.looping = Looping::Entered { hdr, shape, vars, dirty: self.dirty };
+                    self.looping = Looping::Entered {
+                        hdr,
+                        shape,
+                        vars,
+                        dirty: self.dirty,
+                    };
                     self.back_edge(hdr);
                     return;
                 }
-                Looping::InLoop { hdr, shape, vars } if crate::flags::shape(&self.lazy) == shape => {
+                Looping::InLoop { hdr, shape, vars }
+                    if crate::flags::shape(&self.lazy) == shape =>
+                {
                     let vals = crate::flags::values(&self.lazy);
                     for (&var, &v) in vars.iter().zip(&vals) {
                         self.b.def_var(var, v);
@@ -617,7 +675,9 @@ impl Translator<'_, '_> {
         self.b.ins().brif(f, go, &[], miss, &[]);
         self.b.switch_to_block(go);
         let ctx = self.ctx;
-        self.b.ins().return_call_indirect(self.sigs.block, f, &[ctx]);
+        self.b
+            .ins()
+            .return_call_indirect(self.sigs.block, f, &[ctx]);
         self.b.switch_to_block(miss);
         let id = self.imm64(u64::from(slot_id) + 1);
         self.store_ctx(id, offsets::ctx::EXIT_SLOT);
@@ -629,7 +689,10 @@ impl Translator<'_, '_> {
     fn back_edge(&mut self, hdr: Block) {
         let cell_addr = self.imm64(self.env.cell);
         let cell = self.b.ins().load(types::I64, trusted(), cell_addr, 0);
-        let epoch = self.b.ins().load(types::I64, trusted(), self.ctx, offsets::ctx::CODE_EPOCH);
+        let epoch = self
+            .b
+            .ins()
+            .load(types::I64, trusted(), self.ctx, offsets::ctx::CODE_EPOCH);
         let valid = self.b.ins().icmp(IntCC::Equal, cell, epoch);
         let bud = self.b.use_var(self.bud);
         let more = self.b.ins().icmp_imm_s(IntCC::SignedGreaterThan, bud, 0);
@@ -661,15 +724,27 @@ impl Translator<'_, '_> {
         let idx = self.b.ins().band_imm_s(h, (offsets::JC_ENTRIES - 1) as i64);
         let off = self.b.ins().ishl_imm_s(idx, offsets::JC_SLOT_SHIFT);
         let ent = self.b.ins().iadd(self.ctx, off);
-        let rip = self.b.ins().load(types::I64, trusted(), ent, offsets::ctx::JC + offsets::JC_RIP);
+        let rip = self.b.ins().load(
+            types::I64,
+            trusted(),
+            ent,
+            offsets::ctx::JC + offsets::JC_RIP,
+        );
         let hit = self.b.ins().icmp(IntCC::Equal, rip, target);
         let go = self.b.create_block();
         let miss = self.b.create_block();
         self.b.ins().brif(hit, go, &[], miss, &[]);
         self.b.switch_to_block(go);
-        let f = self.b.ins().load(types::I64, trusted(), ent, offsets::ctx::JC + offsets::JC_FUNC);
+        let f = self.b.ins().load(
+            types::I64,
+            trusted(),
+            ent,
+            offsets::ctx::JC + offsets::JC_FUNC,
+        );
         let ctx = self.ctx;
-        self.b.ins().return_call_indirect(self.sigs.block, f, &[ctx]);
+        self.b
+            .ins()
+            .return_call_indirect(self.sigs.block, f, &[ctx]);
         self.b.switch_to_block(miss);
         self.ret(exit::NEXT);
     }

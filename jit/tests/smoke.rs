@@ -5,37 +5,42 @@ mod common;
 use common::*;
 use iced_x86::code_asm::*;
 
-fn same(code: Vec<u8>) -> jit::JitVcpu {
-    let st = long_mode_state();
-    let (a, ea) = run_interp(guest(&code, &[]), &st);
-    let (b, eb, v) = run_jit(guest(&code, &[]), &st);
-    assert_eq!(ea, eb);
-    let d = diff_states(&a, &b);
-    assert!(d.is_empty(), "{d:?}");
-    v
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-#[test]
-fn test_smoke_add_and_halt() {
-    let v = same(asm(|a| {
-        a.mov(rax, 5u64)?;
-        a.add(rax, 7)?;
-        a.hlt()
-    }));
-    let s = cpu::Vcpu::stats(&v);
-    eprintln!("{:?}", s);
-}
+    fn same(code: Vec<u8>) -> jit::JitVcpu {
+        let st = long_mode_state();
+        let (a, ea) = run_interp(guest(&code, &[]), &st);
+        let (b, eb, v) = run_jit(guest(&code, &[]), &st);
+        assert_eq!(ea, eb);
+        let d = diff_states(&a, &b);
+        assert!(d.is_empty(), "{d:?}");
+        v
+    }
 
-#[test]
-fn test_smoke_loop() {
-    same(asm(|a| {
-        let mut l = a.create_label();
-        a.mov(ecx, 1000u32)?;
-        a.xor(eax, eax)?;
-        a.set_label(&mut l)?;
-        a.add(rax, rcx)?;
-        a.dec(ecx)?;
-        a.jnz(l)?;
-        a.hlt()
-    }));
+    #[test]
+    fn test_smoke_add_and_halt() {
+        let v = same(asm(|a| {
+            a.mov(rax, 5u64)?;
+            a.add(rax, 7)?;
+            a.hlt()
+        }));
+        let s = cpu::Vcpu::stats(&v);
+        eprintln!("{:?}", s);
+    }
+
+    #[test]
+    fn test_smoke_loop() {
+        same(asm(|a| {
+            let mut l = a.create_label();
+            a.mov(ecx, 1000u32)?;
+            a.xor(eax, eax)?;
+            a.set_label(&mut l)?;
+            a.add(rax, rcx)?;
+            a.dec(ecx)?;
+            a.jnz(l)?;
+            a.hlt()
+        }));
+    }
 }

@@ -36,7 +36,17 @@ pub fn ram() -> GuestRam {
     let host = mem.as_ptr() as *mut u8;
     // SAFETY: the boxed slice is moved into the owner, which keeps it alive (and unmoved on
     // the heap) as long as the GuestRam.
-    unsafe { GuestRam::new(vec![RamRegion { gpa: 0, len: RAM as u64, host, readonly: false }], Box::new(Mutex::new(mem))) }
+    unsafe {
+        GuestRam::new(
+            vec![RamRegion {
+                gpa: 0,
+                len: RAM as u64,
+                host,
+                readonly: false,
+            }],
+            Box::new(Mutex::new(mem)),
+        )
+    }
 }
 
 /// Write paging structures, GDT, IDT and stubs into `ram`.
@@ -57,7 +67,10 @@ pub fn setup_tables(ram: &GuestRam) {
     w64(GDT + 16, 0x00cf_9300_0000_ffff);
     for v in 0..256u64 {
         let target = STUBS + v * 16;
-        let lo = (target & 0xffff) | (0x08 << 16) | (0x8e00u64 << 32) | (((target >> 16) & 0xffff) << 48);
+        let lo = (target & 0xffff)
+            | (0x08 << 16)
+            | (0x8e00u64 << 32)
+            | (((target >> 16) & 0xffff) << 48);
         w64(IDT + v * 16, lo);
         w64(IDT + v * 16 + 8, target >> 32);
         assert!(ram.write(target, &[0xf4, 0xeb, 0xfd])); // hlt; jmp back to hlt
@@ -75,17 +88,34 @@ pub fn long_mode_state() -> CpuState {
         selector: 0x08,
         base: 0,
         limit: 0xffff_ffff,
-        attr: seg_attr::P | seg_attr::S | seg_attr::CODE | seg_attr::RW | seg_attr::ACCESSED | seg_attr::L | seg_attr::G,
+        attr: seg_attr::P
+            | seg_attr::S
+            | seg_attr::CODE
+            | seg_attr::RW
+            | seg_attr::ACCESSED
+            | seg_attr::L
+            | seg_attr::G,
     };
     let data = Segment {
         selector: 0x10,
         base: 0,
         limit: 0xffff_ffff,
-        attr: seg_attr::P | seg_attr::S | seg_attr::RW | seg_attr::ACCESSED | seg_attr::DB | seg_attr::G,
+        attr: seg_attr::P
+            | seg_attr::S
+            | seg_attr::RW
+            | seg_attr::ACCESSED
+            | seg_attr::DB
+            | seg_attr::G,
     };
     st.seg = [data, code, data, data, data, data];
-    st.gdtr = DescTable { base: GDT, limit: 23 };
-    st.idtr = DescTable { base: IDT, limit: 256 * 16 - 1 };
+    st.gdtr = DescTable {
+        base: GDT,
+        limit: 23,
+    };
+    st.idtr = DescTable {
+        base: IDT,
+        limit: 256 * 16 - 1,
+    };
     st.rip = CODE;
     st.gpr[4] = STACK;
     st.rflags = fl::FIXED1;
@@ -106,7 +136,10 @@ impl VmIo for Io {
     fn pio_write(&self, port: u16, data: &[u8]) {
         let mut b = [0u8; 4];
         b[..data.len()].copy_from_slice(data);
-        self.writes.lock().unwrap().push((port, u32::from_le_bytes(b)));
+        self.writes
+            .lock()
+            .unwrap()
+            .push((port, u32::from_le_bytes(b)));
     }
     fn mmio_read(&self, _addr: u64, data: &mut [u8]) {
         data.fill(0xff);
@@ -160,7 +193,9 @@ pub fn run_jit(ram: GuestRam, st: &CpuState) -> (CpuState, VcpuExit, JitVcpu) {
 }
 
 /// Assemble 64-bit code at `CODE`.
-pub fn asm(f: impl FnOnce(&mut iced_x86::code_asm::CodeAssembler) -> Result<(), iced_x86::IcedError>) -> Vec<u8> {
+pub fn asm(
+    f: impl FnOnce(&mut iced_x86::code_asm::CodeAssembler) -> Result<(), iced_x86::IcedError>,
+) -> Vec<u8> {
     let mut a = iced_x86::code_asm::CodeAssembler::new(64).expect("assembler");
     f(&mut a).expect("assembling");
     a.assemble(CODE).expect("assembling")
