@@ -1,6 +1,7 @@
 //! No guest behaviour panics the host: ROMs full of random bytes — executed from the reset
-//! vector in real mode, and after real -> protected -> long mode prologues (with exception
-//! handlers that skip a byte and carry on, so the decoder sees many instructions) — must
+//! vector in real mode, and after prologues into 32-bit protected mode, 64-bit ring 0 and
+//! ring 3, and compatibility mode (with exception handlers that skip a byte and carry on,
+//! so the decoder sees many instructions) — must
 //! always end with a valid status: debug-exit, power-off, timeout, triple fault or halt.
 //! Seeds are fixed and printed on failure.
 
@@ -83,10 +84,23 @@ fn skip_handlers32(a: &mut Asm) -> R {
     a.iretd()
 }
 
-/// Random bytes run in 64-bit mode (with or without the skip handlers).
-fn long_mode_rom(rng: &mut Rng, handlers: bool) -> Vec<u8> {
+/// Where the random code runs under long mode.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Where {
+    /// 64-bit code, ring 0.
+    Ring0,
+    /// 64-bit code, ring 3 (user pages, IOPL 0).
+    Ring3,
+    /// A 32-bit compatibility-mode code segment, ring 0.
+    Compat,
+}
+
+/// Random bytes run under long mode (with or without the skip handlers).
+fn long_mode_rom(rng: &mut Rng, handlers: bool, place: Where) -> Vec<u8> {
     let mut rom = RomBuilder::new("random/long");
-    boot::standard_long(&mut rom, &boot::long_mode_tables(), "enter", false);
+    let mut pt = tables::PageTables::new(tables::Paging::Level4);
+    pt.identity(0, 1 << 30, 21, tables::pte::RW | tables::pte::US);
+    boot::standard_long(&mut rom, &pt, "enter", false);
     if handlers {
         rom.code64("skip64", skip_handlers64);
         for v in 0..32u8 {
@@ -100,7 +114,22 @@ fn long_mode_rom(rng: &mut Rng, handlers: bool) -> Vec<u8> {
             a.ltr(ax)?;
         }
         let t = a.sym(BLOB_SYM);
-        a.jmp(t)
+        match place {
+            Where::Ring0 => a.jmp(t),
+            Where::Ring3 => {
+                a.push(i32::from(sel::USER_DATA))?;
+                a.push(layout::USER_STACK_TOP as i32)?;
+                a.push(2)?;
+                a.push(i32::from(sel::USER_CODE64))?;
+                a.push(t as i32)?;
+                a.iretq()
+            }
+            Where::Compat => {
+                a.push(i32::from(sel::CODE32))?;
+                a.push(t as i32)?;
+                a.retfq()
+            }
+        }
     });
     rom.data(BLOB_SYM, 16, random_bytes(rng, BLOB));
     rom.build("").image
@@ -122,14 +151,18 @@ fn prot_mode_rom(rng: &mut Rng) -> Vec<u8> {
     rom.build("").image
 }
 
-/// Seed `seed`'s ROM: kind 0 is 64 KiB of random bytes from the reset vector on.
+/// Seed `seed`'s ROM: kind 0 is 64 KiB of random bytes from the reset vector on; the others
+/// put random code after a prologue, in 64-bit ring 0 or ring 3, compatibility mode or
+/// 32-bit protected mode.
 fn random_rom(seed: u64) -> Vec<u8> {
     let mut rng = Rng::new(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x5eed);
-    match seed % 4 {
+    match seed % 6 {
         0 => random_bytes(&mut rng, 64 * 1024),
-        1 => long_mode_rom(&mut rng, true),
+        1 => long_mode_rom(&mut rng, true, Where::Ring0),
         2 => prot_mode_rom(&mut rng),
-        _ => long_mode_rom(&mut rng, false),
+        3 => long_mode_rom(&mut rng, true, Where::Ring3),
+        4 => long_mode_rom(&mut rng, true, Where::Compat),
+        _ => long_mode_rom(&mut rng, false, Where::Ring0),
     }
 }
 
