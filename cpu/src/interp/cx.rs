@@ -157,10 +157,12 @@ impl Cx<'_> {
 
     // ---- linear and physical memory -------------------------------------------------------
 
+    #[inline(always)]
     fn translate(&mut self, lin: u64, access: Access, user: bool) -> Result<TlbEntry, Fault> {
         self.tlb.translate(self.st, self.ram, lin, access, user)
     }
 
+    #[inline(always)]
     fn phys_read(&self, e: &TlbEntry, lin: u64, size: u32) -> u64 {
         let off = (lin & 0xfff) as usize;
         if !e.host.is_null() {
@@ -176,6 +178,7 @@ impl Cx<'_> {
         u64::from_le_bytes(buf)
     }
 
+    #[inline(always)]
     fn phys_write(&mut self, e: &TlbEntry, lin: u64, size: u32, v: u64) {
         if e.phys == self.misc.watch_page {
             self.misc.code_written = true;
@@ -241,6 +244,7 @@ impl Cx<'_> {
 
     /// Check that `lin..lin+size` can be written, without writing (for read-modify-write and
     /// multi-part stores that must fault before changing anything).
+    #[inline]
     pub fn probe_write(&mut self, lin: u64, size: u32) -> Result<(), Fault> {
         let user = self.cpl() == 3;
         self.translate(lin, Access::Write, user)?;

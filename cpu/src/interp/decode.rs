@@ -176,7 +176,12 @@ impl ICache {
         // SAFETY: the TLB entry's host pointer covers the whole 4 KiB page; off < 4096.
         let page = unsafe { std::slice::from_raw_parts(e.host.add(off), 0x1000 - off) };
         if let Some(b) = &self.blocks[slot] {
-            if b.phys == phys && b.rip == rip && u32::from(b.bitness) == bitness && page.starts_with(&b.code) {
+            // ROM cannot change under a block; RAM is compared byte for byte.
+            if b.phys == phys
+                && b.rip == rip
+                && u32::from(b.bitness) == bitness
+                && (e.is_rom() || page.starts_with(&b.code))
+            {
                 self.hits += 1;
                 return Ok(self.blocks[slot].as_deref());
             }
