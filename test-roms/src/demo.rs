@@ -35,7 +35,10 @@ pub fn build() -> TestRom {
     rom.code16("real", |a| {
         boot::real_start(a)?;
         print(a, "vx demo: from the reset vector to 64-bit mode\n")?;
-        print(a, "real mode: the CPU starts at F000:FFF0 with 16-bit code and 1 MiB of address space\n")?;
+        print(
+            a,
+            "real mode: the CPU starts at F000:FFF0 with 16-bit code and 1 MiB of address space\n",
+        )?;
         boot::real_to_prot32(a, "prot32")
     });
 

@@ -34,12 +34,22 @@ pub struct Spec {
 impl Spec {
     /// A 64-bit check: the guest and the host run the same snippet.
     pub fn same(snippet: Vec<u8>, input: State, flags_mask: u32) -> Spec {
-        Spec { name: None, bits: 64, guest: snippet.clone(), host: snippet, input, flags_mask, ignore: 0 }
+        Spec {
+            name: None,
+            bits: 64,
+            guest: snippet.clone(),
+            host: snippet,
+            input,
+            flags_mask,
+            ignore: 0,
+        }
     }
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-compile_error!("test-roms takes the family ROMs' expected values from the host CPU: it needs an x86_64 host");
+compile_error!(
+    "test-roms takes the family ROMs' expected values from the host CPU: it needs an x86_64 host"
+);
 
 /// Runs snippets on the host CPU.
 #[derive(Debug, Default)]
@@ -50,7 +60,9 @@ pub struct HostCpu {
 impl HostCpu {
     /// A runner (assembles the harness once).
     pub fn new() -> HostCpu {
-        HostCpu { harness: crate::asm::rom::assemble(64, 0, harness64) }
+        HostCpu {
+            harness: crate::asm::rom::assemble(64, 0, harness64),
+        }
     }
 
     /// Run the 64-bit `snippet` on `input` natively and return the output state.
@@ -82,7 +94,9 @@ impl HostCpu {
         let mut input = spec.input;
         input.rflags = (input.rflags & u64::from(fl::ALL)) | 2;
         let out = self.run(&spec.host, &input);
-        let name = spec.name.unwrap_or_else(|| crate::check::disasm(spec.bits, &spec.guest));
+        let name = spec
+            .name
+            .unwrap_or_else(|| crate::check::disasm(spec.bits, &spec.guest));
         let mut expected = out;
         // Compare only what the guest can reproduce: outside 64-bit mode, the low 32 bits.
         if spec.bits != 64 {
@@ -91,7 +105,14 @@ impl HostCpu {
             }
         }
         expected.rflags = (out.rflags & u64::from(fl::ALL)) | 2;
-        Check { name, guest: spec.guest, input, expected, flags_mask: spec.flags_mask, ignore: spec.ignore }
+        Check {
+            name,
+            guest: spec.guest,
+            input,
+            expected,
+            flags_mask: spec.flags_mask,
+            ignore: spec.ignore,
+        }
     }
 }
 
@@ -126,6 +147,9 @@ mod tests {
         });
         let out = h.run(&code, &st);
         assert_eq!(out.mem[..8], st.mem[8..16]);
-        assert_eq!(out.regs[0], u64::from_le_bytes(st.mem[8..16].try_into().expect("8 bytes")));
+        assert_eq!(
+            out.regs[0],
+            u64::from_le_bytes(st.mem[8..16].try_into().expect("8 bytes"))
+        );
     }
 }

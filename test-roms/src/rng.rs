@@ -8,7 +8,11 @@ pub struct Rng(u64);
 impl Rng {
     /// A generator started from `seed` (zero is replaced: xorshift never leaves zero).
     pub fn new(seed: u64) -> Rng {
-        Rng(if seed == 0 { 0x9e37_79b9_7f4a_7c15 } else { seed })
+        Rng(if seed == 0 {
+            0x9e37_79b9_7f4a_7c15
+        } else {
+            seed
+        })
     }
 
     /// The next 64 random bits.
@@ -56,7 +60,12 @@ impl Rng {
         match self.below(8) {
             0 => self.pick(&EDGES),
             1 => self.pick(&EDGES).wrapping_neg(),
-            2 => self.pick(&[0x7fff_ffff_ffff_ffff, 0x8000_0000_0000_0000, u64::MAX, 0x0000_0001_0000_0000]),
+            2 => self.pick(&[
+                0x7fff_ffff_ffff_ffff,
+                0x8000_0000_0000_0000,
+                u64::MAX,
+                0x0000_0001_0000_0000,
+            ]),
             3 => self.below(32),
             _ => self.next_u64(),
         }

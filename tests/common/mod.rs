@@ -19,7 +19,10 @@ pub struct Capture(pub Arc<Mutex<Vec<u8>>>);
 
 impl Write for Capture {
     fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).extend_from_slice(b);
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(b);
         Ok(b.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -49,7 +52,12 @@ pub fn run_image(image: &[u8], timeout: Duration) -> Outcome {
         trace_post: false,
     })
     .expect("board");
-    let (mut vcpu, _why) = accel::create_vcpu(AccelKind::Interp, board.ram().clone(), accel::EntryMode::Real).expect("interpreter");
+    let (mut vcpu, _why) = accel::create_vcpu(
+        AccelKind::Interp,
+        board.ram().clone(),
+        accel::EntryMode::Real,
+    )
+    .expect("interpreter");
     vcpu.set_state(&firmware::reset_state());
     let control = board.control();
     let (done_tx, done_rx) = mpsc::channel::<()>();
@@ -59,12 +67,20 @@ pub fn run_image(image: &[u8], timeout: Duration) -> Outcome {
         }
     });
     let start = Instant::now();
-    let reason = board.run(vcpu.as_mut()).expect("the interpreter never fails on the host side");
+    let reason = board
+        .run(vcpu.as_mut())
+        .expect("the interpreter never fails on the host side");
     let elapsed = start.elapsed();
     let _ = done_tx.send(());
     timer.join().expect("timer thread");
-    let serial = String::from_utf8_lossy(&cap.0.lock().unwrap_or_else(|p| p.into_inner())).into_owned();
-    Outcome { reason, serial, dump: vcpu.get_state().dump(), elapsed }
+    let serial =
+        String::from_utf8_lossy(&cap.0.lock().unwrap_or_else(|p| p.into_inner())).into_owned();
+    Outcome {
+        reason,
+        serial,
+        dump: vcpu.get_state().dump(),
+        elapsed,
+    }
 }
 
 /// The first line where `got` and `want` differ, for the failure message.
@@ -114,7 +130,12 @@ pub fn check_roms(roms: Vec<test_roms::TestRom>, timeout: Duration) {
             Err(e) => failures.push(e),
         }
     }
-    assert!(failures.is_empty(), "{} ROM(s) failed:\n\n{}", failures.len(), failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "{} ROM(s) failed:\n\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
 }
 
 /// A scratch file under the system temp directory, removed on drop.

@@ -76,7 +76,15 @@ fn stubs64(a: &mut Asm) -> R {
     a.set_label(&mut common)?;
     a.export_label("fault64.common", common);
     a.push(rax)?;
-    for (off, var) in [(8, VAR_VECTOR), (16, VAR_ERROR), (24, VAR_RIP), (32, VAR_CS), (40, VAR_RFLAGS), (48, VAR_RSP), (56, VAR_SS)] {
+    for (off, var) in [
+        (8, VAR_VECTOR),
+        (16, VAR_ERROR),
+        (24, VAR_RIP),
+        (32, VAR_CS),
+        (40, VAR_RFLAGS),
+        (48, VAR_RSP),
+        (56, VAR_SS),
+    ] {
         a.mov(rax, qword_ptr(rsp + off))?;
         a.mov(qword_ptr(var), rax)?;
     }
@@ -92,7 +100,11 @@ fn stubs64(a: &mut Asm) -> R {
     a.mov(qword_ptr(rsp + 24), rax)?;
     // Resume without single-stepping (a #DB from TF would otherwise repeat forever).
     a.and(qword_ptr(rsp + 40), !0x100)?;
-    for (off, var) in [(32, VAR_RESUME_CS), (56, VAR_RESUME_SS), (48, VAR_RESUME_RSP)] {
+    for (off, var) in [
+        (32, VAR_RESUME_CS),
+        (56, VAR_RESUME_SS),
+        (48, VAR_RESUME_RSP),
+    ] {
         let mut keep = a.create_label();
         a.mov(rax, qword_ptr(var))?;
         a.test(rax, rax)?;
@@ -153,7 +165,15 @@ fn stubs32(a: &mut Asm) -> R {
     a.set_label(&mut common)?;
     a.export_label("fault32.common", common);
     a.push(eax)?;
-    for (off, var) in [(4, VAR_VECTOR), (8, VAR_ERROR), (12, VAR_RIP), (16, VAR_CS), (20, VAR_RFLAGS), (24, VAR_RSP), (28, VAR_SS)] {
+    for (off, var) in [
+        (4, VAR_VECTOR),
+        (8, VAR_ERROR),
+        (12, VAR_RIP),
+        (16, VAR_CS),
+        (20, VAR_RFLAGS),
+        (24, VAR_RSP),
+        (28, VAR_SS),
+    ] {
         a.mov(eax, dword_ptr(esp + off))?;
         a.mov(dword_ptr(var as u32), eax)?;
         a.mov(dword_ptr(var as u32 + 4), 0)?;
@@ -237,7 +257,11 @@ pub fn expect_fault(a: &mut Asm, body: impl FnOnce(&mut Asm) -> R) -> R {
 pub fn report(a: &mut Asm, what: &str, vec: u8, error: Option<u64>, rip: SavedRip) -> R {
     let wide = a.bitness() == 64;
     let load = |a: &mut Asm, var: u64| -> R {
-        if wide { a.mov(rax, qword_ptr(var)) } else { a.mov(eax, dword_ptr(var as u32)) }
+        if wide {
+            a.mov(rax, qword_ptr(var))
+        } else {
+            a.mov(eax, dword_ptr(var as u32))
+        }
     };
     load(a, VAR_VECTOR)?;
     check(a, &format!("{what}: vector"), u64::from(vec))?;

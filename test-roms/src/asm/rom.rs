@@ -39,7 +39,13 @@ impl Syms {
     /// ROM base (real mode CS = base >> 4, or the CODE16 descriptor).
     pub fn off16(&self, name: &str) -> u16 {
         let off = self.addr(name).wrapping_sub(self.rom_base);
-        u16::try_from(off).unwrap_or_else(|_| if self.final_pass { panic!("'{name}' is beyond 64 KiB of the ROM base") } else { 0 })
+        u16::try_from(off).unwrap_or_else(|_| {
+            if self.final_pass {
+                panic!("'{name}' is beyond 64 KiB of the ROM base")
+            } else {
+                0
+            }
+        })
     }
     /// Linear address of the ROM's first byte below 1 MiB.
     pub fn rom_base(&self) -> u64 {
@@ -62,7 +68,9 @@ pub struct Asm<'s> {
 
 impl std::fmt::Debug for Asm<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Asm").field("bitness", &self.a.bitness()).finish()
+        f.debug_struct("Asm")
+            .field("bitness", &self.a.bitness())
+            .finish()
     }
 }
 
@@ -82,7 +90,13 @@ impl DerefMut for Asm<'_> {
 impl<'s> Asm<'s> {
     /// A fresh assembler of `bits` bits over `syms`.
     pub fn new(bits: u32, syms: &'s Syms, piece: &str) -> Asm<'s> {
-        Asm { a: CodeAssembler::new(bits).expect("16, 32 or 64 bits"), syms, exports: Vec::new(), piece: piece.to_string(), locals: 0 }
+        Asm {
+            a: CodeAssembler::new(bits).expect("16, 32 or 64 bits"),
+            syms,
+            exports: Vec::new(),
+            piece: piece.to_string(),
+            locals: 0,
+        }
     }
     /// A fresh symbol name, unique in the ROM (the same sequence on every layout pass), for
     /// code that needs a label's absolute address as an immediate: `export` it where it
@@ -130,7 +144,11 @@ impl<'s> Asm<'s> {
     }
     /// `jmp far sel:off` with a 16-bit offset.
     pub fn jmp_far16(&mut self, sel: u16, off: u16) -> R {
-        self.raw(Instruction::with_far_branch(Code::Jmp_ptr1616, sel, u32::from(off)))
+        self.raw(Instruction::with_far_branch(
+            Code::Jmp_ptr1616,
+            sel,
+            u32::from(off),
+        ))
     }
     /// Call a routine exported under `name`.
     pub fn call_sym(&mut self, name: &str) -> R {
@@ -148,7 +166,9 @@ impl<'s> Asm<'s> {
     }
 
     fn finish(mut self, ip: u64) -> Result<Assembled, IcedError> {
-        let r = self.a.assemble_options(ip, BlockEncoderOptions::RETURN_NEW_INSTRUCTION_OFFSETS)?;
+        let r = self
+            .a
+            .assemble_options(ip, BlockEncoderOptions::RETURN_NEW_INSTRUCTION_OFFSETS)?;
         let mut out = Vec::new();
         for (name, l) in &self.exports {
             out.push((name.clone(), r.label_ip(l)?));
@@ -171,9 +191,19 @@ pub enum RamInit {
     /// Zero this many bytes.
     Zero(u64, u32),
     /// `count` 8-byte entries: first, first + step, ...
-    Run64 { addr: u64, count: u32, first: u64, step: u64 },
+    Run64 {
+        addr: u64,
+        count: u32,
+        first: u64,
+        step: u64,
+    },
     /// `count` 4-byte entries: first, first + step, ...
-    Run32 { addr: u64, count: u32, first: u32, step: u32 },
+    Run32 {
+        addr: u64,
+        count: u32,
+        first: u32,
+        step: u32,
+    },
     /// Bytes computed from the final symbol addresses (IDT gates, pointers to code).
     Late(u64, LateBytes),
 }
@@ -223,12 +253,22 @@ fn encode_records(items: &[RamInit], syms: &Syms) -> Vec<u8> {
                 out.extend_from_slice(&b);
             }
             RamInit::Zero(addr, n) => head(&mut out, *addr, *n, record::ZERO),
-            RamInit::Run64 { addr, count, first, step } => {
+            RamInit::Run64 {
+                addr,
+                count,
+                first,
+                step,
+            } => {
                 head(&mut out, *addr, *count, record::RUN64);
                 out.extend_from_slice(&first.to_le_bytes());
                 out.extend_from_slice(&step.to_le_bytes());
             }
-            RamInit::Run32 { addr, count, first, step } => {
+            RamInit::Run32 {
+                addr,
+                count,
+                first,
+                step,
+            } => {
                 head(&mut out, *addr, *count, record::RUN32);
                 out.extend_from_slice(&first.to_le_bytes());
                 out.extend_from_slice(&step.to_le_bytes());
@@ -257,7 +297,11 @@ pub(crate) struct Piece {
 impl Piece {
     /// A piece of `bits`-bit code.
     pub(crate) fn code(bits: u32, name: &str, f: impl Fn(&mut Asm) -> R + 'static) -> Piece {
-        Piece { name: name.to_string(), align: 16, body: Body::Code(bits, Box::new(f)) }
+        Piece {
+            name: name.to_string(),
+            align: 16,
+            body: Body::Code(bits, Box::new(f)),
+        }
     }
 }
 
@@ -270,7 +314,10 @@ pub struct RomBuilder {
 
 impl std::fmt::Debug for RomBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RomBuilder").field("name", &self.name).field("pieces", &self.pieces.len()).finish()
+        f.debug_struct("RomBuilder")
+            .field("name", &self.name)
+            .field("pieces", &self.pieces.len())
+            .finish()
     }
 }
 
@@ -281,16 +328,35 @@ impl RomBuilder {
     /// A ROM named `name` (its area/file, e.g. "paging/pages") with the standard runtime
     /// (serial printing, checks, RAM init) and the standard GDT already included.
     pub fn new(name: &str) -> RomBuilder {
-        let mut rom = RomBuilder { name: name.to_string(), pieces: Vec::new(), ram: Vec::new() };
+        let mut rom = RomBuilder {
+            name: name.to_string(),
+            pieces: Vec::new(),
+            ram: Vec::new(),
+        };
         // The system area and the page-table area start out zeroed, whatever RAM held.
-        rom.ram(RamInit::Zero(layout::GDT_ADDR, (layout::REAL_STACK_TOP - layout::GDT_ADDR) as u32));
-        rom.ram(RamInit::Late(layout::GDT_ADDR, Box::new(|s| tables::standard_gdt(s.rom_base()))));
+        rom.ram(RamInit::Zero(
+            layout::GDT_ADDR,
+            (layout::REAL_STACK_TOP - layout::GDT_ADDR) as u32,
+        ));
+        rom.ram(RamInit::Late(
+            layout::GDT_ADDR,
+            Box::new(|s| tables::standard_gdt(s.rom_base())),
+        ));
         rom
     }
 
     /// Add a piece of `bits`-bit code named `name`, aligned to 16 bytes.
-    pub fn code(&mut self, bits: u32, name: &str, f: impl Fn(&mut Asm) -> R + 'static) -> &mut Self {
-        self.pieces.push(Piece { name: name.to_string(), align: 16, body: Body::Code(bits, Box::new(f)) });
+    pub fn code(
+        &mut self,
+        bits: u32,
+        name: &str,
+        f: impl Fn(&mut Asm) -> R + 'static,
+    ) -> &mut Self {
+        self.pieces.push(Piece {
+            name: name.to_string(),
+            align: 16,
+            body: Body::Code(bits, Box::new(f)),
+        });
         self
     }
 
@@ -310,8 +376,17 @@ impl RomBuilder {
     }
 
     /// Add data bytes that may depend on symbol addresses.
-    pub fn data_fn(&mut self, name: &str, align: u64, f: impl Fn(&Syms) -> Vec<u8> + 'static) -> &mut Self {
-        self.pieces.push(Piece { name: name.to_string(), align, body: Body::Data(Box::new(f)) });
+    pub fn data_fn(
+        &mut self,
+        name: &str,
+        align: u64,
+        f: impl Fn(&Syms) -> Vec<u8> + 'static,
+    ) -> &mut Self {
+        self.pieces.push(Piece {
+            name: name.to_string(),
+            align,
+            body: Body::Data(Box::new(f)),
+        });
         self
     }
 
@@ -329,7 +404,11 @@ impl RomBuilder {
     /// Lay the pieces out at `base` and assemble them; None if they do not fit in `size`.
     fn layout(&self, items: &[Piece], size: usize) -> Option<(Vec<u8>, Syms)> {
         let base = 0x10_0000 - size as u64;
-        let mut syms = Syms { map: BTreeMap::new(), rom_base: base, final_pass: false };
+        let mut syms = Syms {
+            map: BTreeMap::new(),
+            rom_base: base,
+            final_pass: false,
+        };
         for pass in 0..8 {
             let mut image = Vec::new();
             let mut map = BTreeMap::new();
@@ -342,10 +421,13 @@ impl RomBuilder {
                     Body::Data(f) => f(&syms),
                     Body::Code(bits, f) => {
                         let mut a = Asm::new(*bits, &syms, &p.name);
-                        f(&mut a).unwrap_or_else(|e| panic!("{}: assembling {}: {e}", self.name, p.name));
+                        f(&mut a).unwrap_or_else(|e| {
+                            panic!("{}: assembling {}: {e}", self.name, p.name)
+                        });
                         let ip = if *bits == 16 { off } else { addr };
-                        let (code, exports) =
-                            a.finish(ip).unwrap_or_else(|e| panic!("{}: encoding {}: {e}", self.name, p.name));
+                        let (code, exports) = a
+                            .finish(ip)
+                            .unwrap_or_else(|e| panic!("{}: encoding {}: {e}", self.name, p.name));
                         for (n, ip) in exports {
                             let lin = if *bits == 16 { ip + base } else { ip };
                             if map.insert(n.clone(), lin).is_some() {
@@ -374,15 +456,35 @@ impl RomBuilder {
 
     /// Assemble the ROM; `expected` is the serial output it must produce when it passes.
     pub fn build(self, expected: &str) -> TestRom {
-        let RomBuilder { name, mut pieces, ram } = self;
-        let first_is_16 = matches!(pieces.first(), Some(Piece { body: Body::Code(16, _), .. }));
-        assert!(first_is_16, "{name}: the first piece must be 16-bit code (the reset vector jumps to it)");
+        let RomBuilder {
+            name,
+            mut pieces,
+            ram,
+        } = self;
+        let first_is_16 = matches!(
+            pieces.first(),
+            Some(Piece {
+                body: Body::Code(16, _),
+                ..
+            })
+        );
+        assert!(
+            first_is_16,
+            "{name}: the first piece must be 16-bit code (the reset vector jumps to it)"
+        );
         // The runtime and the small system tables go right after the entry piece, so that
         // everything 16-bit code needs is within 64 KiB of the ROM base; big data last.
         let rest = pieces.split_off(1);
         super::rt::add_runtime(&mut pieces);
-        let small = |name: &str, f: DataFn| Piece { name: name.into(), align: 16, body: Body::Data(f) };
-        pieces.push(small("rom_gdt", Box::new(|s| tables::standard_gdt(s.rom_base()))));
+        let small = |name: &str, f: DataFn| Piece {
+            name: name.into(),
+            align: 16,
+            body: Body::Data(f),
+        };
+        pieces.push(small(
+            "rom_gdt",
+            Box::new(|s| tables::standard_gdt(s.rom_base())),
+        ));
         pieces.push(small(
             "rom_gdtr",
             Box::new(|s| tables::pseudo_descriptor(layout::sel::GDT_END - 1, s.addr("rom_gdt"))),
@@ -391,13 +493,29 @@ impl RomBuilder {
             "ram_gdtr",
             Box::new(|_| tables::pseudo_descriptor(layout::sel::GDT_END - 1, layout::GDT_ADDR)),
         ));
-        pieces.push(small("idtr64", Box::new(|_| tables::pseudo_descriptor(256 * 16 - 1, layout::IDT_ADDR))));
-        pieces.push(small("idtr32", Box::new(|_| tables::pseudo_descriptor(256 * 8 - 1, layout::IDT_ADDR))));
-        pieces.push(small("ivt_real", Box::new(|_| tables::pseudo_descriptor(0x3ff, 0))));
+        pieces.push(small(
+            "idtr64",
+            Box::new(|_| tables::pseudo_descriptor(256 * 16 - 1, layout::IDT_ADDR)),
+        ));
+        pieces.push(small(
+            "idtr32",
+            Box::new(|_| tables::pseudo_descriptor(256 * 8 - 1, layout::IDT_ADDR)),
+        ));
+        pieces.push(small(
+            "ivt_real",
+            Box::new(|_| tables::pseudo_descriptor(0x3ff, 0)),
+        ));
         pieces.extend(rest);
         let ram = std::rc::Rc::new(ram);
-        pieces.push(small("ram_init", Box::new(move |s| encode_records(&ram, s))));
-        let b = RomBuilder { name: name.clone(), pieces: Vec::new(), ram: Vec::new() };
+        pieces.push(small(
+            "ram_init",
+            Box::new(move |s| encode_records(&ram, s)),
+        ));
+        let b = RomBuilder {
+            name: name.clone(),
+            pieces: Vec::new(),
+            ram: Vec::new(),
+        };
         for size in IMAGE_SIZES {
             if let Some((code, syms)) = b.layout(&pieces, size) {
                 let mut image = vec![0xf4u8; size];
@@ -409,7 +527,11 @@ impl RomBuilder {
                 image[v] = 0xea;
                 image[v + 1..v + 3].copy_from_slice(&first.to_le_bytes());
                 image[v + 3..v + 5].copy_from_slice(&seg.to_le_bytes());
-                return TestRom { name, image, expected: expected.to_string() };
+                return TestRom {
+                    name,
+                    image,
+                    expected: expected.to_string(),
+                };
             }
         }
         panic!("{name}: does not fit in a 128 KiB ROM");

@@ -53,7 +53,11 @@ fn check_call(a: &mut Asm, routine: &str, label: &str, expected: u64) -> R {
     }
     a.call_sym(&format!("{p}.{routine}"))?;
     a.asciz(label)?;
-    if a.bitness() == 64 { a.pop(rbx) } else { a.pop(ebx) }
+    if a.bitness() == 64 {
+        a.pop(rbx)
+    } else {
+        a.pop(ebx)
+    }
 }
 
 /// Print `label = <RAX>` and " ok", or " FAIL expected <expected>" (counting the failure).
@@ -82,7 +86,11 @@ pub fn check_var(a: &mut Asm, label: &str, addr: u64, expected: u64) -> R {
 
 /// RAX/EAX = the variable at `addr`.
 pub fn load_var(a: &mut Asm, addr: u64) -> R {
-    if a.bitness() == 64 { a.mov(rax, qword_ptr(addr)) } else { a.mov(eax, dword_ptr(addr as u32)) }
+    if a.bitness() == 64 {
+        a.mov(rax, qword_ptr(addr))
+    } else {
+        a.mov(eax, dword_ptr(addr as u32))
+    }
 }
 
 /// Print the verdict and end the test: writes 0 (all passed) or 1 to the debug-exit port.
@@ -292,7 +300,10 @@ fn runtime32_or_16(a: &mut Asm) -> R {
 
     // check / check_quiet: EAX actual, EBX expected, label inline.
     for quiet in [false, true] {
-        a.export(&format!("{p}.{}", if quiet { "check_quiet" } else { "check" }))?;
+        a.export(&format!(
+            "{p}.{}",
+            if quiet { "check_quiet" } else { "check" }
+        ))?;
         let mut ok = a.create_label();
         let mut end = a.create_label();
         a.push(esi)?;
@@ -465,7 +476,11 @@ fn runtime64(a: &mut Asm) -> R {
     a.ret()?;
 
     for quiet in [false, true] {
-        a.export(if quiet { "rt64.check_quiet" } else { "rt64.check" })?;
+        a.export(if quiet {
+            "rt64.check_quiet"
+        } else {
+            "rt64.check"
+        })?;
         let mut ok = a.create_label();
         let mut end = a.create_label();
         a.xchg(qword_ptr(rsp), rsi)?;

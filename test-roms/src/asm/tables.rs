@@ -63,14 +63,32 @@ pub fn standard_gdt(rom_base: u64) -> Vec<u8> {
     set(sel::DATA_SYSCALL, descriptor(0, 0xf_ffff, data, G | DB));
     set(sel::CODE16, descriptor(rom_base as u32, 0xffff, code, 0));
     set(sel::DATA16, descriptor(0, 0xffff, data, 0));
-    set(sel::USER_CODE32 & !3, descriptor(0, 0xf_ffff, code | DPL3, G | DB));
-    set(sel::USER_DATA & !3, descriptor(0, 0xf_ffff, data | DPL3, G | DB));
-    set(sel::USER_CODE64 & !3, descriptor(0, 0xf_ffff, code | DPL3, G | L));
-    set(sel::TSS, descriptor(layout::TSS_ADDR as u32, 0x67, P | TSS_AVAIL, 0));
+    set(
+        sel::USER_CODE32 & !3,
+        descriptor(0, 0xf_ffff, code | DPL3, G | DB),
+    );
+    set(
+        sel::USER_DATA & !3,
+        descriptor(0, 0xf_ffff, data | DPL3, G | DB),
+    );
+    set(
+        sel::USER_CODE64 & !3,
+        descriptor(0, 0xf_ffff, code | DPL3, G | L),
+    );
+    set(
+        sel::TSS,
+        descriptor(layout::TSS_ADDR as u32, 0x67, P | TSS_AVAIL, 0),
+    );
     set(sel::DATA_RO, descriptor(0, 0xf_ffff, P | S | A, G | DB));
-    set(sel::NOT_PRESENT, descriptor(0, 0xf_ffff, S | RW | A, G | DB));
+    set(
+        sel::NOT_PRESENT,
+        descriptor(0, 0xf_ffff, S | RW | A, G | DB),
+    );
     // System type 2: LDT.
-    set(sel::LDT, descriptor(layout::LDT_ADDR as u32, 4 * 8 - 1, P | 0x02, 0));
+    set(
+        sel::LDT,
+        descriptor(layout::LDT_ADDR as u32, 4 * 8 - 1, P | 0x02, 0),
+    );
     set(sel::DATA_4000, descriptor(0x4000, 0xfff, data, DB));
     d.iter().flat_map(|v| v.to_le_bytes()).collect()
 }
@@ -124,7 +142,9 @@ pub fn idt64_entry(vector: u8, handler: &str, ist: u8, dpl: u8) -> RamInit {
     let h = handler.to_string();
     RamInit::Late(
         layout::IDT_ADDR + u64::from(vector) * 16,
-        Box::new(move |s: &Syms| gate64(s.addr(&h), sel::CODE64, ist, dpl, gate::INTERRUPT, true).to_vec()),
+        Box::new(move |s: &Syms| {
+            gate64(s.addr(&h), sel::CODE64, ist, dpl, gate::INTERRUPT, true).to_vec()
+        }),
     )
 }
 
@@ -133,7 +153,9 @@ pub fn idt32_entry(vector: u8, handler: &str, dpl: u8) -> RamInit {
     let h = handler.to_string();
     RamInit::Late(
         layout::IDT_ADDR + u64::from(vector) * 8,
-        Box::new(move |s: &Syms| gate32(s.addr(&h) as u32, sel::CODE32, dpl, gate::INTERRUPT, true).to_vec()),
+        Box::new(move |s: &Syms| {
+            gate32(s.addr(&h) as u32, sel::CODE32, dpl, gate::INTERRUPT, true).to_vec()
+        }),
     )
 }
 
@@ -206,8 +228,15 @@ pub struct PageTables {
 impl PageTables {
     /// Empty tables of `kind`; the root (CR3 target) is the first table allocated.
     pub fn new(kind: Paging) -> PageTables {
-        let mut pt =
-            PageTables { kind, root: 0, next: layout::PT_BASE, tables: Vec::new(), entries: BTreeMap::new(), children: BTreeMap::new(), pointers: Default::default() };
+        let mut pt = PageTables {
+            kind,
+            root: 0,
+            next: layout::PT_BASE,
+            tables: Vec::new(),
+            entries: BTreeMap::new(),
+            children: BTreeMap::new(),
+            pointers: Default::default(),
+        };
         pt.root = pt.alloc();
         pt
     }
@@ -265,7 +294,11 @@ impl PageTables {
                     }
                     let t = self.alloc();
                     // PAE PDPTEs have no RW/US bits (they are reserved there).
-                    let flags = if self.kind == Paging::Pae && s == 30 { pte::P } else { pte::P | pte::RW | pte::US };
+                    let flags = if self.kind == Paging::Pae && s == 30 {
+                        pte::P
+                    } else {
+                        pte::P | pte::RW | pte::US
+                    };
                     self.entries.insert(addr, t | flags);
                     self.children.insert((table, idx), t);
                     self.pointers.insert(addr);
@@ -310,7 +343,10 @@ impl PageTables {
             if s == page_shift {
                 return table + idx * self.entry_size();
             }
-            table = *self.children.get(&(table, idx)).unwrap_or_else(|| panic!("{virt:#x} has no table at shift {s}"));
+            table = *self
+                .children
+                .get(&(table, idx))
+                .unwrap_or_else(|| panic!("{virt:#x} has no table at shift {s}"));
         }
         panic!("no paging level with shift {page_shift}");
     }
@@ -318,14 +354,22 @@ impl PageTables {
     /// RAM-init records that zero every table and then write the entries, runs of equally
     /// spaced values compressed into one record.
     pub fn records(&self) -> Vec<RamInit> {
-        let mut out: Vec<RamInit> = self.tables.iter().map(|&t| RamInit::Zero(t, 0x1000)).collect();
+        let mut out: Vec<RamInit> = self
+            .tables
+            .iter()
+            .map(|&t| RamInit::Zero(t, 0x1000))
+            .collect();
         let es = self.entry_size();
         let list: Vec<(u64, u64)> = self.entries.iter().map(|(&a, &v)| (a, v)).collect();
         let mut k = 0;
         while k < list.len() {
             let (addr, first) = list[k];
             let mut n = 1;
-            let step = if k + 1 < list.len() { list[k + 1].1.wrapping_sub(first) } else { 0 };
+            let step = if k + 1 < list.len() {
+                list[k + 1].1.wrapping_sub(first)
+            } else {
+                0
+            };
             while k + n < list.len()
                 && list[k + n].0 == addr + n as u64 * es
                 && list[k + n].1 == first.wrapping_add(step.wrapping_mul(n as u64))
@@ -333,9 +377,19 @@ impl PageTables {
                 n += 1;
             }
             if es == 8 {
-                out.push(RamInit::Run64 { addr, count: n as u32, first, step: if n > 1 { step } else { 0 } });
+                out.push(RamInit::Run64 {
+                    addr,
+                    count: n as u32,
+                    first,
+                    step: if n > 1 { step } else { 0 },
+                });
             } else {
-                out.push(RamInit::Run32 { addr, count: n as u32, first: first as u32, step: if n > 1 { step as u32 } else { 0 } });
+                out.push(RamInit::Run32 {
+                    addr,
+                    count: n as u32,
+                    first: first as u32,
+                    step: if n > 1 { step as u32 } else { 0 },
+                });
             }
             k += n;
         }

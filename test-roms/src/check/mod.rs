@@ -32,7 +32,9 @@ use crate::asm::{RamInit, boot};
 use runner::{runner32, runner64};
 
 /// Registers in a state block, in order.
-pub const REG_NAMES: [&str; NREGS] = ["rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "r8", "r9", "r10", "r11", "r12", "r13"];
+pub const REG_NAMES: [&str; NREGS] = [
+    "rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "r8", "r9", "r10", "r11", "r12", "r13",
+];
 /// Number of registers in a state block.
 pub const NREGS: usize = 13;
 /// Register indexes.
@@ -105,7 +107,13 @@ impl State {
         for (k, m) in mem.iter_mut().enumerate() {
             *m = (0x30 + k * 7) as u8;
         }
-        State { regs, rflags: 2, code: 0, pad: 0, mem }
+        State {
+            regs,
+            rflags: 2,
+            code: 0,
+            pad: 0,
+            mem,
+        }
     }
 
     /// The state block's bytes.
@@ -209,7 +217,11 @@ pub fn disasm(bits: u32, bytes: &[u8]) -> String {
     let mut parts = Vec::new();
     while dec.can_decode() {
         let i = dec.decode();
-        if matches!(i.mnemonic(), iced_x86::Mnemonic::Ret | iced_x86::Mnemonic::Retf) && dec.position() == bytes.len() {
+        if matches!(
+            i.mnemonic(),
+            iced_x86::Mnemonic::Ret | iced_x86::Mnemonic::Retf
+        ) && dec.position() == bytes.len()
+        {
             break;
         }
         let mut s = String::new();
@@ -249,7 +261,9 @@ pub fn encode(checks: &[Check]) -> Vec<u8> {
         }
         let mut e = Vec::new();
         let size = ENTRY_HEAD + vals.len() + c.name.len() + 1 + c.guest.len();
-        e.extend_from_slice(&(u16::try_from(size).expect("check entry below 64 KiB")).to_le_bytes());
+        e.extend_from_slice(
+            &(u16::try_from(size).expect("check entry below 64 KiB")).to_le_bytes(),
+        );
         e.extend_from_slice(&in_mask.to_le_bytes());
         e.extend_from_slice(&out_mask.to_le_bytes());
         e.extend_from_slice(&c.ignore.to_le_bytes());
@@ -282,7 +296,11 @@ pub struct Family {
 
 impl Family {
     fn expected(&self) -> String {
-        let mut s = format!("{}: {} checks, expected values from the host CPU\n", self.title, self.checks.len());
+        let mut s = format!(
+            "{}: {} checks, expected values from the host CPU\n",
+            self.title,
+            self.checks.len()
+        );
         for (k, c) in self.checks.iter().enumerate() {
             s.push_str(&format!("ok {} {}\n", k + 1, c.name));
         }
@@ -294,7 +312,11 @@ impl Family {
     pub fn build(self) -> crate::TestRom {
         let expected = self.expected();
         let table = encode(&self.checks);
-        let header = format!("{}: {} checks, expected values from the host CPU\n", self.title, self.checks.len());
+        let header = format!(
+            "{}: {} checks, expected values from the host CPU\n",
+            self.title,
+            self.checks.len()
+        );
         let mut rom = RomBuilder::new(&self.rom);
         match self.bits {
             64 => {
@@ -322,7 +344,11 @@ impl Family {
                 rom.data("check.table", 16, table);
             }
             16 => {
-                assert!(table.len() as u64 <= layout::REAL_TABLE_MAX, "{}: table too large for real mode", self.rom);
+                assert!(
+                    table.len() as u64 <= layout::REAL_TABLE_MAX,
+                    "{}: table too large for real mode",
+                    self.rom
+                );
                 rom.ram(RamInit::Bytes(layout::REAL_TABLE, table));
                 // Boot to protected mode (which writes the table to RAM), then back.
                 rom.code16("boot16", |a| {

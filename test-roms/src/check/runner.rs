@@ -5,7 +5,9 @@
 
 use iced_x86::code_asm::*;
 
-use super::{ENTRY_HEAD, MEM_SIZE, NREGS, OFF_CODE, OFF_FLAGS, OFF_MEM, REG_NAMES, STATE_SIZE, harness64};
+use super::{
+    ENTRY_HEAD, MEM_SIZE, NREGS, OFF_CODE, OFF_FLAGS, OFF_MEM, REG_NAMES, STATE_SIZE, harness64,
+};
 use crate::asm::layout::{self, VAR_FAILS, VARS};
 use crate::asm::rom::{Asm, R};
 use crate::asm::rt::{dec, hex, print, puts};
@@ -14,7 +16,15 @@ use crate::asm::rt::{dec, hex, print, puts};
 /// live anywhere below 1 MiB): the state block is at `layout::CHECK_STATE`.
 fn harness32(a: &mut Asm) -> R {
     let st = layout::CHECK_STATE as u32;
-    let regs: [(AsmRegister32, u32); 7] = [(eax, 0), (ebx, 8), (ecx, 16), (edx, 24), (esi, 32), (edi, 40), (ebp, 48)];
+    let regs: [(AsmRegister32, u32); 7] = [
+        (eax, 0),
+        (ebx, 8),
+        (ecx, 16),
+        (edx, 24),
+        (esi, 32),
+        (edi, 40),
+        (ebp, 48),
+    ];
     a.pushad()?;
     a.push(dword_ptr(st + OFF_FLAGS as u32))?;
     a.popfd()?;
@@ -51,7 +61,11 @@ fn print_reg_name(a: &mut Asm, wide: bool) -> R {
         let mut other = a.create_label();
         a.cmp(ecx, i as u32)?;
         a.jne(other)?;
-        let name = if wide { name.to_string() } else { name.replacen('r', "e", 1) };
+        let name = if wide {
+            name.to_string()
+        } else {
+            name.replacen('r', "e", 1)
+        };
         print(a, &name)?;
         a.jmp(end)?;
         a.set_label(&mut other)?;
@@ -163,7 +177,8 @@ pub(super) fn runner64(a: &mut Asm) -> R {
     print(a, ")\n")?;
     a.set_label(&mut flags_ok)?;
     // Compare memory, 8 bytes at a time.
-    let (mut mem_ok, mut memloop, mut memnext) = (a.create_label(), a.create_label(), a.create_label());
+    let (mut mem_ok, mut memloop, mut memnext) =
+        (a.create_label(), a.create_label(), a.create_label());
     a.movzx(edx, word_ptr(rbx + 6))?;
     a.bt(edx, 14)?;
     a.jc(mem_ok)?;
@@ -363,7 +378,8 @@ pub(super) fn runner32(a: &mut Asm) -> R {
     hex(a)?;
     print(a, ")\n")?;
     a.set_label(&mut flags_ok)?;
-    let (mut mem_ok, mut memloop, mut memnext) = (a.create_label(), a.create_label(), a.create_label());
+    let (mut mem_ok, mut memloop, mut memnext) =
+        (a.create_label(), a.create_label(), a.create_label());
     a.movzx(edx, word_ptr(ebx + 6))?;
     a.bt(edx, 14)?;
     a.jc(mem_ok)?;
@@ -464,4 +480,3 @@ pub(super) fn runner32(a: &mut Asm) -> R {
     a.set_label(&mut harness)?;
     harness32(a)
 }
-

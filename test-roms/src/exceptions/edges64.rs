@@ -77,15 +77,28 @@ pub fn build() -> TestRom {
     let mut pt = boot::long_mode_tables();
     pt.map(V_DATA, P_DATA, 12, pte::RW);
     pt.map(V_CODE, P_CODE, 12, 0);
-    pt.map_raw(V_RSVD, 12, (layout::TEST_PAGES + 0x5000) | pte::P | pte::RW | (1 << 51));
+    pt.map_raw(
+        V_RSVD,
+        12,
+        (layout::TEST_PAGES + 0x5000) | pte::P | pte::RW | (1 << 51),
+    );
     pt.map(V_XD, layout::TEST_PAGES + 0x6000, 12, pte::RW | pte::XD);
     // The last two bytes of the code page: the start of "mov eax, imm32" (5 bytes).
     rom.ram(RamInit::Bytes(P_CODE + 0xffe, vec![0xb8, 0x01]));
-    rom.ram(RamInit::Bytes(P_DATA + 0xff8, 0x1111_1111_1111_1111u64.to_le_bytes().to_vec()));
-    rom.ram(RamInit::Bytes(P_DATA, 0x4433_2211u32.to_le_bytes().to_vec()));
+    rom.ram(RamInit::Bytes(
+        P_DATA + 0xff8,
+        0x1111_1111_1111_1111u64.to_le_bytes().to_vec(),
+    ));
+    rom.ram(RamInit::Bytes(
+        P_DATA,
+        0x4433_2211u32.to_le_bytes().to_vec(),
+    ));
     boot::standard_long(&mut rom, &pt, "main", false);
     faults::install64(&mut rom);
-    rom.ram(RamInit::Bytes(layout::TSS_ADDR, tables::tss64(layout::STACK_TOP, &[layout::IST1_TOP])));
+    rom.ram(RamInit::Bytes(
+        layout::TSS_ADDR,
+        tables::tss64(layout::STACK_TOP, &[layout::IST1_TOP]),
+    ));
     let pf_gate_ist = layout::IDT_ADDR + u64::from(vector::PF) * 16 + 4;
     rom.ram(tables::idt64_entry(0x30, "if_probe", 0, 0));
     // INT 0x30: record RFLAGS as the handler sees it, then continue like the other stubs.
@@ -123,7 +136,11 @@ pub fn build() -> TestRom {
         faults::report(a, what, vector::PF, Some(0), SavedRip::Unchecked)?;
         faults::report_cr2(a, what, V_CODE + 0x1000)?;
         a.mov(rax, qword_ptr(layout::VAR_RIP))?;
-        check(a, "saved rip is the instruction's first byte", V_CODE + 0xffe)?;
+        check(
+            a,
+            "saved rip is the instruction's first byte",
+            V_CODE + 0xffe,
+        )?;
 
         // The #PF gate switches to IST1 so the CPU has a stack to report this one on.
         let what = "push to a not-present stack page";
@@ -160,7 +177,10 @@ pub fn build() -> TestRom {
         a.mov(eax, dword_ptr(rbx))?;
         check(a, "bytes copied before the fault", 0x4433_2211)?;
 
-        for (what, v) in [("reserved bit 51 in a pte", V_RSVD), ("xd bit with efer.nxe = 0", V_XD)] {
+        for (what, v) in [
+            ("reserved bit 51 in a pte", V_RSVD),
+            ("xd bit with efer.nxe = 0", V_XD),
+        ] {
             a.mov(rbx, v)?;
             faults::expect_fault(a, |a| a.mov(rax, qword_ptr(rbx)))?;
             // P (the entry is present) | RSVD.
@@ -191,7 +211,10 @@ pub fn build() -> TestRom {
 
         // Faults push RF = 1 (so the restarted instruction does not re-trigger an
         // instruction breakpoint); traps push RF = 0 (SDM Vol. 3A §17.3.1.1).
-        for (what, trap) in [("ud2 (a fault): saved rflags.rf", false), ("int3 (a trap): saved rflags.rf", true)] {
+        for (what, trap) in [
+            ("ud2 (a fault): saved rflags.rf", false),
+            ("int3 (a trap): saved rflags.rf", true),
+        ] {
             faults::expect_fault(a, |a| if trap { a.int3() } else { a.ud2() })?;
             a.mov(rax, qword_ptr(layout::VAR_RFLAGS))?;
             a.shr(eax, 16)?;
@@ -200,8 +223,14 @@ pub fn build() -> TestRom {
         }
 
         // Trap gates leave IF alone; interrupt gates clear it (SDM Vol. 3A §6.12.1.3).
-        for (gate_type, what, v) in [(0x8fu8, "trap gate: if stays set in the handler", 1u64), (0x8e, "interrupt gate: if cleared in the handler", 0)] {
-            a.mov(byte_ptr(layout::IDT_ADDR + 0x30 * 16 + 5), u32::from(gate_type))?;
+        for (gate_type, what, v) in [
+            (0x8fu8, "trap gate: if stays set in the handler", 1u64),
+            (0x8e, "interrupt gate: if cleared in the handler", 0),
+        ] {
+            a.mov(
+                byte_ptr(layout::IDT_ADDR + 0x30 * 16 + 5),
+                u32::from(gate_type),
+            )?;
             a.sti()?;
             faults::expect_fault(a, |a| a.int(0x30))?;
             a.cli()?;

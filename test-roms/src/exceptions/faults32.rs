@@ -69,7 +69,10 @@ pub fn build() -> TestRom {
         rom.ram(r);
     }
     let root = pt.cr3();
-    rom.ram(RamInit::Bytes(0x4100, 0x1234_5678u32.to_le_bytes().to_vec()));
+    rom.ram(RamInit::Bytes(
+        0x4100,
+        0x1234_5678u32.to_le_bytes().to_vec(),
+    ));
     boot::standard_prot32(&mut rom, "main");
     faults::install32(&mut rom);
     rom.code32("main", move |a| {
@@ -96,7 +99,13 @@ pub fn build() -> TestRom {
             a.mov(ax, 0x1230)?;
             a.mov(ds, ax)
         })?;
-        faults::report(a, "mov ds, 0x1230 (beyond the gdt)", vector::GP, Some(0x1230), SavedRip::Unchecked)?;
+        faults::report(
+            a,
+            "mov ds, 0x1230 (beyond the gdt)",
+            vector::GP,
+            Some(0x1230),
+            SavedRip::Unchecked,
+        )?;
         // MOV Sreg, r16 carries an operand-size prefix in 32-bit code: 3 bytes.
         faults::report_rip_last(a, "mov ds, 0x1230 (beyond the gdt)", 3)?;
 
@@ -104,7 +113,13 @@ pub fn build() -> TestRom {
             a.mov(ax, u32::from(sel::NOT_PRESENT))?;
             a.mov(es, ax)
         })?;
-        faults::report(a, "mov es, not-present segment", vector::NP, Some(u64::from(sel::NOT_PRESENT)), SavedRip::Unchecked)?;
+        faults::report(
+            a,
+            "mov es, not-present segment",
+            vector::NP,
+            Some(u64::from(sel::NOT_PRESENT)),
+            SavedRip::Unchecked,
+        )?;
         faults::report_rip_last(a, "mov es, not-present segment", 3)?;
 
         // SS must be a writable data segment with RPL = DPL = CPL; a null SS is #GP(0).
@@ -112,14 +127,26 @@ pub fn build() -> TestRom {
             a.xor(eax, eax)?;
             a.mov(ss, ax)
         })?;
-        faults::report(a, "mov ss, null selector", vector::GP, Some(0), SavedRip::Unchecked)?;
+        faults::report(
+            a,
+            "mov ss, null selector",
+            vector::GP,
+            Some(0),
+            SavedRip::Unchecked,
+        )?;
         faults::report_rip_last(a, "mov ss, null selector", 3)?;
         faults::expect_fault(a, |a| {
             a.mov(ax, u32::from(sel::DATA) | 3)?;
             a.mov(ss, ax)
         })?;
         let what = "mov ss, data segment with rpl 3 at cpl 0";
-        faults::report(a, what, vector::GP, Some(u64::from(sel::DATA)), SavedRip::Unchecked)?;
+        faults::report(
+            a,
+            what,
+            vector::GP,
+            Some(u64::from(sel::DATA)),
+            SavedRip::Unchecked,
+        )?;
         faults::report_rip_last(a, what, 3)?;
 
         // ES = a read-only data segment: reads work, writes raise #GP(0).
@@ -128,7 +155,13 @@ pub fn build() -> TestRom {
         a.mov(eax, dword_ptr(0x4100).es())?;
         check(a, "read through a read-only segment", 0x1234_5678)?;
         faults::expect_fault(a, |a| a.mov(dword_ptr(0x4100).es(), eax))?;
-        faults::report(a, "write through a read-only segment", vector::GP, Some(0), SavedRip::Faulting)?;
+        faults::report(
+            a,
+            "write through a read-only segment",
+            vector::GP,
+            Some(0),
+            SavedRip::Faulting,
+        )?;
         a.mov(ax, u32::from(sel::DATA))?;
         a.mov(es, ax)?;
 
@@ -136,10 +169,22 @@ pub fn build() -> TestRom {
         a.mov(ax, u32::from(sel::DATA16))?;
         a.mov(fs, ax)?;
         faults::expect_fault(a, |a| a.mov(eax, dword_ptr(0x1_0000).fs()))?;
-        faults::report(a, "read beyond a 64 KiB segment limit", vector::GP, Some(0), SavedRip::Faulting)?;
+        faults::report(
+            a,
+            "read beyond a 64 KiB segment limit",
+            vector::GP,
+            Some(0),
+            SavedRip::Faulting,
+        )?;
 
         faults::expect_fault(a, |a| a.mov(dword_ptr(UNMAPPED as u32 + 0x10), eax))?;
-        faults::report(a, "write of a not-present page", vector::PF, Some(2), SavedRip::Faulting)?;
+        faults::report(
+            a,
+            "write of a not-present page",
+            vector::PF,
+            Some(2),
+            SavedRip::Faulting,
+        )?;
         faults::report_cr2(a, "write of a not-present page", UNMAPPED + 0x10)?;
 
         faults::expect_fault(a, |a| a.int3())?;
@@ -163,13 +208,23 @@ pub fn build() -> TestRom {
             a.mov(ds, ax)
         })?;
         a.or(byte_ptr(gp_gate_access), 0x80)?;
-        faults::report(a, "#GP with its gate not present", vector::DF, Some(0), SavedRip::Unchecked)?;
+        faults::report(
+            a,
+            "#GP with its gate not present",
+            vector::DF,
+            Some(0),
+            SavedRip::Unchecked,
+        )?;
         faults::expect_fault(a, |a| {
             a.mov(ax, 0x1230)?;
             a.mov(ds, ax)
         })?;
         a.mov(eax, dword_ptr(layout::VAR_VECTOR as u32))?;
-        check(a, "after restoring the gate, #GP again", u64::from(vector::GP))?;
+        check(
+            a,
+            "after restoring the gate, #GP again",
+            u64::from(vector::GP),
+        )?;
         exit(a)
     });
     rom.build(EXPECTED)

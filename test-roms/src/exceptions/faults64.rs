@@ -84,7 +84,13 @@ pub fn build() -> TestRom {
     // INT 0x21 goes to a stub too (same handler; the vector is what the stub pushes).
     rom.ram(tables::idt64_entry(0x21, "fault64.int21", 0, 0));
     // IST1 for the IST test, IST2 for #DF, IST3 (set only for the #DF test) is not mapped.
-    rom.ram(RamInit::Bytes(layout::TSS_ADDR, tables::tss64(layout::STACK_TOP, &[layout::IST1_TOP, layout::IST2_TOP, UNMAPPED])));
+    rom.ram(RamInit::Bytes(
+        layout::TSS_ADDR,
+        tables::tss64(
+            layout::STACK_TOP,
+            &[layout::IST1_TOP, layout::IST2_TOP, UNMAPPED],
+        ),
+    ));
     rom.ram(tables::idt64_entry(vector::DF, "fault64.8", 2, 0));
     rom.code64("int21", |a| {
         a.export("fault64.int21")?;
@@ -115,36 +121,72 @@ pub fn build() -> TestRom {
             a.mov(ax, 0x1230)?;
             a.mov(ds, ax)
         })?;
-        faults::report(a, "mov ds, 0x1230 (beyond the gdt)", vector::GP, Some(0x1230), SavedRip::Unchecked)?;
+        faults::report(
+            a,
+            "mov ds, 0x1230 (beyond the gdt)",
+            vector::GP,
+            Some(0x1230),
+            SavedRip::Unchecked,
+        )?;
         faults::report_rip_last(a, "mov ds, 0x1230 (beyond the gdt)", 3)?;
 
         faults::expect_fault(a, |a| {
             a.mov(ax, u32::from(sel::NOT_PRESENT))?;
             a.mov(ds, ax)
         })?;
-        faults::report(a, "mov ds, not-present segment", vector::NP, Some(u64::from(sel::NOT_PRESENT)), SavedRip::Unchecked)?;
+        faults::report(
+            a,
+            "mov ds, not-present segment",
+            vector::NP,
+            Some(u64::from(sel::NOT_PRESENT)),
+            SavedRip::Unchecked,
+        )?;
         faults::report_rip_last(a, "mov ds, not-present segment", 3)?;
 
         faults::expect_fault(a, |a| {
             a.mov(rbx, 0x8000_0000_0000_0000u64)?;
             a.mov(rax, qword_ptr(rbx))
         })?;
-        faults::report(a, "non-canonical load", vector::GP, Some(0), SavedRip::Unchecked)?;
+        faults::report(
+            a,
+            "non-canonical load",
+            vector::GP,
+            Some(0),
+            SavedRip::Unchecked,
+        )?;
         faults::report_rip_last(a, "non-canonical load", 3)?;
 
         faults::expect_fault(a, |a| a.mov(rax, qword_ptr(UNMAPPED + 0x10)))?;
-        faults::report(a, "read of a not-present page", vector::PF, Some(0), SavedRip::Faulting)?;
+        faults::report(
+            a,
+            "read of a not-present page",
+            vector::PF,
+            Some(0),
+            SavedRip::Faulting,
+        )?;
         faults::report_cr2(a, "read of a not-present page", UNMAPPED + 0x10)?;
 
         faults::expect_fault(a, |a| a.mov(qword_ptr(UNMAPPED + 0x20), rax))?;
-        faults::report(a, "write of a not-present page", vector::PF, Some(2), SavedRip::Faulting)?;
+        faults::report(
+            a,
+            "write of a not-present page",
+            vector::PF,
+            Some(2),
+            SavedRip::Faulting,
+        )?;
         faults::report_cr2(a, "write of a not-present page", UNMAPPED + 0x20)?;
 
         a.mov(rax, cr0)?;
         a.or(eax, CR0_WP)?;
         a.mov(cr0, rax)?;
         faults::expect_fault(a, |a| a.mov(qword_ptr(V_RO + 8), rax))?;
-        faults::report(a, "write of a read-only page", vector::PF, Some(3), SavedRip::Faulting)?;
+        faults::report(
+            a,
+            "write of a read-only page",
+            vector::PF,
+            Some(3),
+            SavedRip::Faulting,
+        )?;
         faults::report_cr2(a, "write of a read-only page", V_RO + 8)?;
 
         faults::expect_fault(a, |a| a.int3())?;
@@ -157,7 +199,13 @@ pub fn build() -> TestRom {
         a.mov(byte_ptr(gate(vector::BP) + 4), 1)?;
         faults::expect_fault(a, |a| a.int3())?;
         a.mov(byte_ptr(gate(vector::BP) + 4), 0)?;
-        faults::report(a, "int3 through a gate with ist 1", vector::BP, None, SavedRip::Unchecked)?;
+        faults::report(
+            a,
+            "int3 through a gate with ist 1",
+            vector::BP,
+            None,
+            SavedRip::Unchecked,
+        )?;
         frame_on(a, layout::IST1_TOP, "frame pushed on the ist 1 stack")?;
 
         // Double fault: the #PF gate now uses IST3, which points at unmapped memory, so
@@ -170,7 +218,11 @@ pub fn build() -> TestRom {
         frame_on(a, layout::IST2_TOP, "frame pushed on the ist 2 stack")?;
         faults::expect_fault(a, |a| a.mov(rax, qword_ptr(UNMAPPED)))?;
         a.mov(rax, qword_ptr(layout::VAR_VECTOR))?;
-        check(a, "after the double fault, a page fault is a plain page fault again", u64::from(vector::PF))?;
+        check(
+            a,
+            "after the double fault, a page fault is a plain page fault again",
+            u64::from(vector::PF),
+        )?;
         // An exception in compatibility mode goes through the same 64-bit gate; IRETQ
         // returns to the 32-bit code segment.
         let compat = a.sym("compat");
@@ -186,7 +238,13 @@ pub fn build() -> TestRom {
     });
     rom.code32("compat", |a| {
         faults::expect_fault(a, |a| a.ud2())?;
-        faults::report(a, "compatibility mode: ud2", vector::UD, None, SavedRip::Faulting)?;
+        faults::report(
+            a,
+            "compatibility mode: ud2",
+            vector::UD,
+            None,
+            SavedRip::Faulting,
+        )?;
         a.mov(eax, dword_ptr(layout::VAR_CS as u32))?;
         check(a, "compatibility mode: saved cs", u64::from(sel::CODE32))?;
         let back = a.sym("back64");

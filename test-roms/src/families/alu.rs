@@ -28,7 +28,17 @@ enum Un {
     Not,
 }
 
-const BINS: [Bin; 9] = [Bin::Add, Bin::Adc, Bin::Sub, Bin::Sbb, Bin::Cmp, Bin::And, Bin::Or, Bin::Xor, Bin::Test];
+const BINS: [Bin; 9] = [
+    Bin::Add,
+    Bin::Adc,
+    Bin::Sub,
+    Bin::Sbb,
+    Bin::Cmp,
+    Bin::And,
+    Bin::Or,
+    Bin::Xor,
+    Bin::Test,
+];
 const UNS: [Un; 4] = [Un::Inc, Un::Dec, Un::Neg, Un::Not];
 
 fn bin_mask(op: Bin) -> u32 {
@@ -38,7 +48,13 @@ fn bin_mask(op: Bin) -> u32 {
     }
 }
 
-fn emit_bin(a: &mut iced_x86::code_asm::CodeAssembler, op: Bin, size: u32, d: Opnd, s: Opnd) -> crate::asm::R {
+fn emit_bin(
+    a: &mut iced_x86::code_asm::CodeAssembler,
+    op: Bin,
+    size: u32,
+    d: Opnd,
+    s: Opnd,
+) -> crate::asm::R {
     match op {
         Bin::Add => op2!(a, add, size, d, s),
         Bin::Adc => op2!(a, adc, size, d, s),
@@ -82,7 +98,11 @@ pub fn build() -> TestRom {
                     _ => (Opnd::M(off), Opnd::I(i), true),
                 };
                 // Same register on both sides once in a while (xor eax, eax; sub rbx, rbx).
-                let src = if form == 0 && g.rng.one_in(8) { dst } else { src };
+                let src = if form == 0 && g.rng.one_in(8) {
+                    dst
+                } else {
+                    src
+                };
                 for _ in 0..2 {
                     let input = g.input(&[d, s], with_mem);
                     g.add64(input, bin_mask(op), |a| emit_bin(a, op, size, dst, src));
@@ -117,5 +137,10 @@ pub fn build() -> TestRom {
         let input = g.input(&[h], false);
         g.add64(input, fl::ALL, |a| emit_un(a, op, 8, Opnd::H(h)));
     }
-    g.family("families/alu", "integer ALU (add adc sub sbb cmp and or xor test inc dec neg not)", 64).build()
+    g.family(
+        "families/alu",
+        "integer ALU (add adc sub sbb cmp and or xor test inc dec neg not)",
+        64,
+    )
+    .build()
 }

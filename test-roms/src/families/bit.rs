@@ -37,7 +37,11 @@ pub fn build() -> TestRom {
     let mut g = Gen::new(0xb175_0000_0004);
     for op in [Op::Bt, Op::Bts, Op::Btr, Op::Btc] {
         for size in [16u32, 32, 64] {
-            let full = if size == 64 { u64::MAX } else { (1u64 << size) - 1 };
+            let full = if size == 64 {
+                u64::MAX
+            } else {
+                (1u64 << size) - 1
+            };
             for form in 0..16 {
                 let (d, s) = super::two_regs(&mut g.rng);
                 let mut input;
@@ -73,7 +77,11 @@ pub fn build() -> TestRom {
                 let (d, s) = super::two_regs(&mut g.rng);
                 let in_mem = k % 3 == 2;
                 let mut input = g.input(&[d, s], in_mem);
-                let full = if size == 64 { u64::MAX } else { (1u64 << size) - 1 };
+                let full = if size == 64 {
+                    u64::MAX
+                } else {
+                    (1u64 << size) - 1
+                };
                 if k % 5 == 0 {
                     // A zero source: ZF set, destination undefined.
                     input.regs[s] &= !full;
@@ -82,7 +90,9 @@ pub fn build() -> TestRom {
                 let off = super::mem_off(&mut g.rng, size);
                 let zero_src = if in_mem {
                     let n = (size / 8) as usize;
-                    input.mem[off as usize..off as usize + n].iter().all(|&b| b == 0)
+                    input.mem[off as usize..off as usize + n]
+                        .iter()
+                        .all(|&b| b == 0)
                 } else {
                     input.regs[s] & full == 0
                 };
@@ -112,8 +122,19 @@ pub fn build() -> TestRom {
         for _ in 0..8 {
             let d = g.rng.below(13) as usize;
             let input = g.input(&[d], false);
-            g.add64(input, fl::ALL, |a| if size == 32 { a.bswap(R32[d]) } else { a.bswap(R64[d]) });
+            g.add64(input, fl::ALL, |a| {
+                if size == 32 {
+                    a.bswap(R32[d])
+                } else {
+                    a.bswap(R64[d])
+                }
+            });
         }
     }
-    g.family("families/bit", "bit instructions (bt bts btr btc bsf bsr bswap)", 64).build()
+    g.family(
+        "families/bit",
+        "bit instructions (bt bts btr btc bsf bsr bswap)",
+        64,
+    )
+    .build()
 }

@@ -32,7 +32,10 @@ const FORMS: [(Option<usize>, Option<usize>); 8] = [
 /// The 16-bit memory operand for `form` whose address wraps to MEM + off.
 fn mem16(form: usize, regs: &[u64; 13], size: u32, off: i32) -> AsmMemoryOperand {
     let (b, x) = FORMS[form];
-    let sum = b.map(|r| regs[r] as u16).unwrap_or(0).wrapping_add(x.map(|r| regs[r] as u16).unwrap_or(0));
+    let sum = b
+        .map(|r| regs[r] as u16)
+        .unwrap_or(0)
+        .wrapping_add(x.map(|r| regs[r] as u16).unwrap_or(0));
     let disp = (MEM as u16).wrapping_add(off as u16).wrapping_sub(sum) as i16 as i32;
     let m = match (b, x) {
         (Some(reg::RBX), Some(reg::RSI)) => bx + si + disp,
@@ -59,7 +62,16 @@ fn reg16(g: &mut Gen, size: u32) -> usize {
 /// Build the ROM.
 pub fn build() -> TestRom {
     let mut g = Gen::new(0xc016_0000_000d);
-    let masks = [fl::ALL, fl::ALL, fl::ALL, fl::ALL, fl::ALL, fl::ALL & !fl::AF, fl::ALL & !fl::AF, fl::ALL & !fl::AF];
+    let masks = [
+        fl::ALL,
+        fl::ALL,
+        fl::ALL,
+        fl::ALL,
+        fl::ALL,
+        fl::ALL & !fl::AF,
+        fl::ALL & !fl::AF,
+        fl::ALL & !fl::AF,
+    ];
     // Register forms at 8 (with AH..DH), 16 and 32 (0x66 prefix) bits.
     for (op, &mask) in masks.iter().enumerate() {
         for size in [8u32, 16, 32] {
@@ -87,11 +99,21 @@ pub fn build() -> TestRom {
             }
             let off = super::mem_off(&mut g.rng, size);
             let input = g.input(&[0, 1, 2, 3, 4, 5, 6], true);
-            let (dst, src) = if form % 2 == 0 { (Opnd::R(r), Opnd::M(off)) } else { (Opnd::M(off), Opnd::R(r)) };
+            let (dst, src) = if form % 2 == 0 {
+                (Opnd::R(r), Opnd::M(off))
+            } else {
+                (Opnd::M(off), Opnd::R(r))
+            };
             let regs = input.regs;
             let gm = move |sz: u32, o: i32| mem16(form, &regs, sz, o);
             let hm = |sz: u32, o: i32| sized(sz, r15 + o);
-            g.add_mode(16, input, mask, |a| emit_bin(a, gm, op as u8, size, dst, src), |a| emit_bin(a, hm, op as u8, size, dst, src));
+            g.add_mode(
+                16,
+                input,
+                mask,
+                |a| emit_bin(a, gm, op as u8, size, dst, src),
+                |a| emit_bin(a, hm, op as u8, size, dst, src),
+            );
         }
     }
     // LEA with a 16-bit address: the sum wraps at 64 KiB, like the host's 64-bit sum
@@ -131,7 +153,13 @@ pub fn build() -> TestRom {
         let d = reg16(&mut g, 16);
         let size = if k % 3 == 2 { 32 } else { 16 };
         let input = g.input(&[d], false);
-        let f = |a: &mut CodeAssembler| if k % 2 == 0 { op1!(a, inc, size, Opnd::R(d)) } else { op1!(a, dec, size, Opnd::R(d)) };
+        let f = |a: &mut CodeAssembler| {
+            if k % 2 == 0 {
+                op1!(a, inc, size, Opnd::R(d))
+            } else {
+                op1!(a, dec, size, Opnd::R(d))
+            }
+        };
         g.add_mode(16, input, fl::ALL, f, f);
     }
     // LOOP on CX. The host has no CX form: it counts in RCX = CX and puts CX back.
@@ -206,10 +234,26 @@ pub fn build() -> TestRom {
                 a.pop(bp)
             },
             |a| {
-                for (t, s) in [(r8w, di), (r9w, si), (r10w, bp), (r11w, bx), (r12w, dx), (r13w, cx), (r14w, ax)] {
+                for (t, s) in [
+                    (r8w, di),
+                    (r9w, si),
+                    (r10w, bp),
+                    (r11w, bx),
+                    (r12w, dx),
+                    (r13w, cx),
+                    (r14w, ax),
+                ] {
                     a.mov(t, s)?;
                 }
-                for (d, t) in [(ax, r8w), (bx, r9w), (cx, r10w), (dx, r11w), (si, r12w), (di, r13w), (bp, r14w)] {
+                for (d, t) in [
+                    (ax, r8w),
+                    (bx, r9w),
+                    (cx, r10w),
+                    (dx, r11w),
+                    (si, r12w),
+                    (di, r13w),
+                    (bp, r14w),
+                ] {
                     a.mov(d, t)?;
                 }
                 Ok(())
@@ -227,10 +271,24 @@ pub fn build() -> TestRom {
                 a.popa()
             },
             |a| {
-                for (t, s) in [(r8w, ax), (r9w, bx), (r10w, cx), (r11w, dx), (r12w, di), (r13w, bp)] {
+                for (t, s) in [
+                    (r8w, ax),
+                    (r9w, bx),
+                    (r10w, cx),
+                    (r11w, dx),
+                    (r12w, di),
+                    (r13w, bp),
+                ] {
                     a.mov(t, s)?;
                 }
-                for (d, t) in [(di, r8w), (si, r13w), (bp, r12w), (bx, r11w), (dx, r10w), (cx, r9w)] {
+                for (d, t) in [
+                    (di, r8w),
+                    (si, r13w),
+                    (bp, r12w),
+                    (bx, r11w),
+                    (dx, r10w),
+                    (cx, r9w),
+                ] {
                     a.mov(d, t)?;
                 }
                 Ok(())
@@ -265,12 +323,18 @@ pub fn build() -> TestRom {
         let bx_v = (MEM + k).wrapping_sub(al_v) & 0xffff;
         input.regs[reg::RBX] = (input.regs[reg::RBX] & !0xffff) | bx_v;
         let rel = k as i32 - al_v as i32;
-        g.add_mode(16, input, fl::ALL, |a| a.xlatb(), |a| {
-            a.push(rbx)?;
-            a.lea(rbx, qword_ptr(r15 + rel))?;
-            a.xlatb()?;
-            a.pop(rbx)
-        });
+        g.add_mode(
+            16,
+            input,
+            fl::ALL,
+            |a| a.xlatb(),
+            |a| {
+                a.push(rbx)?;
+                a.lea(rbx, qword_ptr(r15 + rel))?;
+                a.xlatb()?;
+                a.pop(rbx)
+            },
+        );
     }
     // Extensions, shifts, multiply and divide on 16-bit operands.
     for k in 0..24 {
@@ -283,7 +347,8 @@ pub fn build() -> TestRom {
                 mask = fl::DF;
                 let div = (input.regs[d] as u16).max(1);
                 input.regs[d] = (input.regs[d] & !0xffff) | u64::from(div);
-                input.regs[reg::RDX] = (input.regs[reg::RDX] & !0xffff) | u64::from(input.regs[reg::RDX] as u16 % div);
+                input.regs[reg::RDX] =
+                    (input.regs[reg::RDX] & !0xffff) | u64::from(input.regs[reg::RDX] as u16 % div);
             }
             6 => {
                 let c = g.rng.below(4);
@@ -309,5 +374,10 @@ pub fn build() -> TestRom {
         };
         g.add_mode(16, input, mask, f, f);
     }
-    g.family("families/code16", "16-bit code in real mode (host runs the 64-bit equivalent)", 16).build()
+    g.family(
+        "families/code16",
+        "16-bit code in real mode (host runs the 64-bit equivalent)",
+        16,
+    )
+    .build()
 }

@@ -43,7 +43,16 @@ enum Bin {
     Xor,
 }
 
-const BINS: [Bin; 8] = [Bin::Add, Bin::Adc, Bin::Sub, Bin::Sbb, Bin::Cmp, Bin::And, Bin::Or, Bin::Xor];
+const BINS: [Bin; 8] = [
+    Bin::Add,
+    Bin::Adc,
+    Bin::Sub,
+    Bin::Sbb,
+    Bin::Cmp,
+    Bin::And,
+    Bin::Or,
+    Bin::Xor,
+];
 
 fn bin_mask(op: Bin) -> u32 {
     match op {
@@ -110,7 +119,10 @@ pub fn build() -> TestRom {
                 let off = super::mem_off(&mut g.rng, size);
                 let input = g.input(&[0, 1, 2, 3, 4, 5, 6], true);
                 let (bv, iv) = (input.regs[base] as u32, input.regs[index] as u32);
-                let disp = (MEM as u32).wrapping_add(off as u32).wrapping_sub(bv).wrapping_sub(iv.wrapping_mul(scale)) as i32;
+                let disp = (MEM as u32)
+                    .wrapping_add(off as u32)
+                    .wrapping_sub(bv)
+                    .wrapping_sub(iv.wrapping_mul(scale)) as i32;
                 let (dst, src) = match form {
                     0 => (Opnd::R(r), Opnd::M(off)),
                     1 => (Opnd::M(off), Opnd::R(r)),
@@ -134,7 +146,13 @@ pub fn build() -> TestRom {
             for _ in 0..5 {
                 let d = reg32(&mut g, size);
                 let input = g.input(&[d], false);
-                let f = |a: &mut CodeAssembler| if inc { op1!(a, inc, size, Opnd::R(d)) } else { op1!(a, dec, size, Opnd::R(d)) };
+                let f = |a: &mut CodeAssembler| {
+                    if inc {
+                        op1!(a, inc, size, Opnd::R(d))
+                    } else {
+                        op1!(a, dec, size, Opnd::R(d))
+                    }
+                };
                 g.add_mode(32, input, fl::ALL, f, f);
             }
         }
@@ -142,7 +160,11 @@ pub fn build() -> TestRom {
     // Shifts by CL and by an immediate.
     for size in [8u32, 16, 32] {
         for k in 0..12 {
-            let d = if size == 8 { [0usize, 1, 3][k % 3] } else { [0usize, 1, 3, 4, 5, 6][k % 6] };
+            let d = if size == 8 {
+                [0usize, 1, 3][k % 3]
+            } else {
+                [0usize, 1, 3, 4, 5, 6][k % 6]
+            };
             let mut input = g.input(&[d, reg::RCX], false);
             let count = g.rng.below(if k % 2 == 0 { 32 } else { 4 });
             input.regs[reg::RCX] = (input.regs[reg::RCX] & !0xff) | count;
@@ -180,11 +202,16 @@ pub fn build() -> TestRom {
     for k in 0..16 {
         let s = [reg::RBX, reg::RCX, reg::RSI, reg::RDI, reg::RBP][k % 5];
         let mut input = g.input(&[reg::RAX, reg::RDX, s], false);
-        let (mask, op) = if k % 4 < 2 { (fl::CF | fl::OF | fl::DF, k % 4) } else { (fl::DF, 2) };
+        let (mask, op) = if k % 4 < 2 {
+            (fl::CF | fl::OF | fl::DF, k % 4)
+        } else {
+            (fl::DF, 2)
+        };
         if op == 2 {
             let div = (input.regs[s] as u32).max(1);
             input.regs[s] = (input.regs[s] & !0xffff_ffff) | u64::from(div);
-            input.regs[reg::RDX] = (input.regs[reg::RDX] & !0xffff_ffff) | (u64::from(input.regs[reg::RDX] as u32) % u64::from(div));
+            input.regs[reg::RDX] = (input.regs[reg::RDX] & !0xffff_ffff)
+                | (u64::from(input.regs[reg::RDX] as u32) % u64::from(div));
         }
         let f = |a: &mut CodeAssembler| match op {
             0 => a.mul(R32[s]),
@@ -310,5 +337,10 @@ pub fn build() -> TestRom {
         };
         g.add_mode(32, input, fl::ALL, f, f);
     }
-    g.family("families/code32", "32-bit code in protected mode (host runs the 64-bit equivalent)", 32).build()
+    g.family(
+        "families/code32",
+        "32-bit code in protected mode (host runs the 64-bit equivalent)",
+        32,
+    )
+    .build()
 }

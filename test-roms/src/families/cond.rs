@@ -5,11 +5,13 @@
 
 use iced_x86::code_asm::*;
 
-use super::{Gen, R8, R16, R32, R64, H8, mem, two_regs};
+use super::{Gen, H8, R8, R16, R32, R64, mem, two_regs};
 use crate::TestRom;
 use crate::check::{fl, reg};
 
-const CONDS: [&str; 16] = ["o", "no", "b", "ae", "e", "ne", "be", "a", "s", "ns", "p", "np", "l", "ge", "le", "g"];
+const CONDS: [&str; 16] = [
+    "o", "no", "b", "ae", "e", "ne", "be", "a", "s", "ns", "p", "np", "l", "ge", "le", "g",
+];
 
 fn setcc(a: &mut CodeAssembler, c: usize, dst: SetDst) -> crate::asm::R {
     macro_rules! go {
@@ -48,7 +50,14 @@ enum SetDst {
     M(i32),
 }
 
-fn cmovcc(a: &mut CodeAssembler, c: usize, size: u32, d: usize, s: usize, off: Option<i32>) -> crate::asm::R {
+fn cmovcc(
+    a: &mut CodeAssembler,
+    c: usize,
+    size: u32,
+    d: usize,
+    s: usize,
+    off: Option<i32>,
+) -> crate::asm::R {
     macro_rules! go {
         ($m:ident) => {
             match (size, off) {
@@ -120,7 +129,11 @@ pub fn build() -> TestRom {
         for k in 0..9 {
             let (d, s) = two_regs(&mut g.rng);
             let size = [16u32, 32, 64][k % 3];
-            let off = if k >= 6 { Some(super::mem_off(&mut g.rng, size)) } else { None };
+            let off = if k >= 6 {
+                Some(super::mem_off(&mut g.rng, size))
+            } else {
+                None
+            };
             let input = g.input(&[d, s], off.is_some());
             g.add64(input, fl::ALL, |a| cmovcc(a, c, size, d, s, off));
         }
@@ -143,5 +156,6 @@ pub fn build() -> TestRom {
             }
         }
     }
-    g.family("families/cond", "conditions (setcc cmovcc jcc)", 64).build()
+    g.family("families/cond", "conditions (setcc cmovcc jcc)", 64)
+        .build()
 }

@@ -56,5 +56,10 @@ pub fn build() -> TestRom {
             a.adc(rbx, rcx)
         });
     }
-    g.family("families/flags", "flag instructions (lahf sahf pushf popf clc stc cmc cld std)", 64).build()
+    g.family(
+        "families/flags",
+        "flag instructions (lahf sahf pushf popf clc stc cmc cld std)",
+        64,
+    )
+    .build()
 }

@@ -1,8 +1,8 @@
 //! Counted loops in 64-bit mode (SDM Vol. 2: LOOP, LOOPE, LOOPNE, JRCXZ, JECXZ), with the
 //! count in RCX and, with the address-size prefix, in ECX. None of them touch the flags.
 
-use iced_x86::code_asm::*;
 use iced_x86::Code;
+use iced_x86::code_asm::*;
 
 use super::Gen;
 use crate::TestRom;
@@ -20,7 +20,10 @@ enum Kind {
 /// is relative to the end of the instruction either way.
 fn branch(a: &mut CodeAssembler, code: Code, target: CodeLabel) -> crate::asm::R {
     use Code::*;
-    if matches!(code, Loop_rel8_64_ECX | Loope_rel8_64_ECX | Loopne_rel8_64_ECX | Jecxz_rel8_64) {
+    if matches!(
+        code,
+        Loop_rel8_64_ECX | Loope_rel8_64_ECX | Loopne_rel8_64_ECX | Jecxz_rel8_64
+    ) {
         a.db(&[0x67])?;
     }
     match code {
@@ -39,7 +42,11 @@ pub fn build() -> TestRom {
             for _ in 0..30 {
                 let mut input = g.input(&[reg::RAX, reg::RBX, reg::RCX, reg::RDX], false);
                 let count = 1 + g.rng.below(40);
-                let high = if use_ecx { g.rng.next_u64() & !0xffff_ffff } else { 0 };
+                let high = if use_ecx {
+                    g.rng.next_u64() & !0xffff_ffff
+                } else {
+                    0
+                };
                 input.regs[reg::RCX] = high | count;
                 // A small RDX makes LOOPE/LOOPNE stop early on the comparison.
                 input.regs[reg::RDX] = g.rng.below(8);
@@ -74,7 +81,15 @@ pub fn build() -> TestRom {
             };
             g.add64(input, fl::ALL, |a| {
                 let mut taken = a.create_label();
-                branch(a, if use_ecx { Code::Jecxz_rel8_64 } else { Code::Jrcxz_rel8_64 }, taken)?;
+                branch(
+                    a,
+                    if use_ecx {
+                        Code::Jecxz_rel8_64
+                    } else {
+                        Code::Jrcxz_rel8_64
+                    },
+                    taken,
+                )?;
                 a.mov(eax, 1)?;
                 a.ret()?;
                 a.set_label(&mut taken)?;
@@ -82,5 +97,10 @@ pub fn build() -> TestRom {
             });
         }
     }
-    g.family("families/loops", "counted loops (loop loope loopne jrcxz jecxz)", 64).build()
+    g.family(
+        "families/loops",
+        "counted loops (loop loope loopne jrcxz jecxz)",
+        64,
+    )
+    .build()
 }

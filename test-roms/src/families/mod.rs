@@ -46,13 +46,19 @@ pub fn all() -> Vec<TestRom> {
 }
 
 /// 64-bit registers in state order (RAX RBX RCX RDX RSI RDI RBP R8..R13).
-pub const R64: [AsmRegister64; 13] = [rax, rbx, rcx, rdx, rsi, rdi, rbp, r8, r9, r10, r11, r12, r13];
+pub const R64: [AsmRegister64; 13] = [
+    rax, rbx, rcx, rdx, rsi, rdi, rbp, r8, r9, r10, r11, r12, r13,
+];
 /// 32-bit registers in state order.
-pub const R32: [AsmRegister32; 13] = [eax, ebx, ecx, edx, esi, edi, ebp, r8d, r9d, r10d, r11d, r12d, r13d];
+pub const R32: [AsmRegister32; 13] = [
+    eax, ebx, ecx, edx, esi, edi, ebp, r8d, r9d, r10d, r11d, r12d, r13d,
+];
 /// 16-bit registers in state order.
 pub const R16: [AsmRegister16; 13] = [ax, bx, cx, dx, si, di, bp, r8w, r9w, r10w, r11w, r12w, r13w];
 /// 8-bit (low byte) registers in state order.
-pub const R8: [AsmRegister8; 13] = [al, bl, cl, dl, sil, dil, bpl, r8b, r9b, r10b, r11b, r12b, r13b];
+pub const R8: [AsmRegister8; 13] = [
+    al, bl, cl, dl, sil, dil, bpl, r8b, r9b, r10b, r11b, r12b, r13b,
+];
 /// High-byte registers AH BH CH DH (state indexes 0-3).
 pub const H8: [AsmRegister8; 4] = [ah, bh, ch, dh];
 
@@ -212,7 +218,11 @@ pub struct Gen {
 impl Gen {
     /// A generator seeded with `seed`.
     pub fn new(seed: u64) -> Gen {
-        Gen { host: HostCpu::new(), rng: Rng::new(seed), checks: Vec::new() }
+        Gen {
+            host: HostCpu::new(),
+            rng: Rng::new(seed),
+            checks: Vec::new(),
+        }
     }
 
     /// The pattern state with random values in `regs`, random status flags and (with `mem`)
@@ -233,7 +243,12 @@ impl Gen {
     }
 
     /// Add a 64-bit check: `f` is the snippet (guest and host run the same bytes).
-    pub fn add64(&mut self, input: State, flags_mask: u32, f: impl FnOnce(&mut CodeAssembler) -> crate::asm::R) {
+    pub fn add64(
+        &mut self,
+        input: State,
+        flags_mask: u32,
+        f: impl FnOnce(&mut CodeAssembler) -> crate::asm::R,
+    ) {
         let code = snippet(64, f);
         let c = self.host.check(Spec::same(code, input, flags_mask));
         self.checks.push(c);
@@ -251,7 +266,15 @@ impl Gen {
     ) {
         let guest = snippet(bits, guest);
         let host = snippet(64, host);
-        self.add(Spec { name: None, bits, guest, host, input, flags_mask, ignore: 0 });
+        self.add(Spec {
+            name: None,
+            bits,
+            guest,
+            host,
+            input,
+            flags_mask,
+            ignore: 0,
+        });
     }
 
     /// Add a check from a full spec.
@@ -262,7 +285,12 @@ impl Gen {
 
     /// The family ROM.
     pub fn family(self, rom: &str, title: &str, bits: u32) -> Family {
-        Family { rom: rom.to_string(), title: title.to_string(), bits, checks: self.checks }
+        Family {
+            rom: rom.to_string(),
+            title: title.to_string(),
+            bits,
+            checks: self.checks,
+        }
     }
 }
 
@@ -297,4 +325,3 @@ pub fn imm(rng: &mut Rng, size: u32) -> i64 {
 pub fn mem_off(rng: &mut Rng, size: u32) -> i32 {
     (rng.below(32 - u64::from(size / 8) + 1)) as i32
 }
-

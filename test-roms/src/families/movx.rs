@@ -73,7 +73,13 @@ pub fn build() -> TestRom {
         let (d, s) = two_regs(&mut g.rng);
         let off = mem_off(&mut g.rng, 32);
         let input = g.input(&[d, s], true);
-        g.add64(input, fl::ALL, |a| if k % 2 == 0 { a.movsxd(R64[d], R32[s]) } else { a.movsxd(R64[d], mem(32, off)) });
+        g.add64(input, fl::ALL, |a| {
+            if k % 2 == 0 {
+                a.movsxd(R64[d], R32[s])
+            } else {
+                a.movsxd(R64[d], mem(32, off))
+            }
+        });
     }
     // Accumulator extensions.
     for op in 0..6 {
@@ -95,7 +101,9 @@ pub fn build() -> TestRom {
         let (d, b) = two_regs(&mut g.rng);
         let x = g.rng.below(13) as usize;
         let scale = g.rng.pick(&[1i32, 2, 4, 8]);
-        let disp = g.rng.pick(&[0i32, 1, -1, 0x7f, -0x80, 0x1234_5678, -0x7654_3210]);
+        let disp = g
+            .rng
+            .pick(&[0i32, 1, -1, 0x7f, -0x80, 0x1234_5678, -0x7654_3210]);
         let input = g.input(&[b, x], false);
         let size = [16u32, 32, 64][k % 3];
         let addr32 = k % 4 == 3;
@@ -119,5 +127,10 @@ pub fn build() -> TestRom {
             a.pop(rbx)
         });
     }
-    g.family("families/movx", "data movement (mov movsx movzx movsxd cbw cwde cdqe cwd cdq cqo lea xlat)", 64).build()
+    g.family(
+        "families/movx",
+        "data movement (mov movsx movzx movsxd cbw cwde cdqe cwd cdq cqo lea xlat)",
+        64,
+    )
+    .build()
 }

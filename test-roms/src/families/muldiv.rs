@@ -3,8 +3,7 @@
 //! MUL/IMUL define only CF and OF (SF ZF AF PF undefined); DIV/IDIV leave every flag
 //! undefined. Divisions are generated so that the quotient fits (no #DE on the host).
 
-
-use super::{Gen, Opnd, mem, mem_off, R16, R32, R64};
+use super::{Gen, Opnd, R16, R32, R64, mem, mem_off};
 use crate::check::{fl, reg};
 use crate::{TestRom, op1};
 
@@ -38,7 +37,13 @@ pub fn build() -> TestRom {
                 let off = mem_off(&mut g.rng, size);
                 let src = if k % 2 == 0 { Opnd::R(s) } else { Opnd::M(off) };
                 let input = g.input(&[reg::RAX, reg::RDX, s], k % 2 == 1);
-                g.add64(input, MUL_MASK, |a| if signed { op1!(a, imul, size, src) } else { op1!(a, mul, size, src) });
+                g.add64(input, MUL_MASK, |a| {
+                    if signed {
+                        op1!(a, imul, size, src)
+                    } else {
+                        op1!(a, mul, size, src)
+                    }
+                });
             }
         }
     }
@@ -75,7 +80,11 @@ pub fn build() -> TestRom {
                 let off = mem_off(&mut g.rng, size);
                 let in_mem = k % 2 == 1;
                 let bits = size;
-                let full = if bits == 64 { u64::MAX } else { (1u64 << bits) - 1 };
+                let full = if bits == 64 {
+                    u64::MAX
+                } else {
+                    (1u64 << bits) - 1
+                };
                 let mut input = g.input(&[reg::RAX, reg::RDX, s], in_mem);
                 let mut divisor = g.rng.operand() & full;
                 if divisor == 0 {
@@ -89,15 +98,28 @@ pub fn build() -> TestRom {
                     (prod as u64 & full, (prod >> bits) as u64 & full)
                 } else {
                     let sd = (divisor << (64 - bits)) as i64 >> (64 - bits);
-                    let half = if bits == 64 { i64::MAX as i128 } else { (1i128 << (bits - 1)) - 1 };
+                    let half = if bits == 64 {
+                        i64::MAX as i128
+                    } else {
+                        (1i128 << (bits - 1)) - 1
+                    };
                     // |q| < half, and r takes the sign of q * d, so the CPU's truncated
                     // quotient is exactly q.
-                    let q = (g.rng.next_u64() as i128 % half) * if g.rng.one_in(2) { -1 } else { 1 };
+                    let q =
+                        (g.rng.next_u64() as i128 % half) * if g.rng.one_in(2) { -1 } else { 1 };
                     let sign = if (q < 0) != (sd < 0) { -1 } else { 1 };
-                    let r = (g.rng.next_u64() as i128) % i128::from(sd.unsigned_abs().max(1)) * sign;
+                    let r =
+                        (g.rng.next_u64() as i128) % i128::from(sd.unsigned_abs().max(1)) * sign;
                     let prod = q * i128::from(sd) + r;
-                    let m = if bits == 64 { u128::MAX >> 64 } else { (1u128 << bits) - 1 };
-                    ((prod as u128 & m) as u64, ((prod >> bits) as u128 & m) as u64)
+                    let m = if bits == 64 {
+                        u128::MAX >> 64
+                    } else {
+                        (1u128 << bits) - 1
+                    };
+                    (
+                        (prod as u128 & m) as u64,
+                        ((prod >> bits) as u128 & m) as u64,
+                    )
                 };
                 // Place the dividend: AX for 8-bit, DX:AX, EDX:EAX, RDX:RAX otherwise.
                 if bits == 8 {
@@ -114,9 +136,20 @@ pub fn build() -> TestRom {
                     input.regs[s] = (input.regs[s] & !full) | divisor;
                     Opnd::R(s)
                 };
-                g.add64(input, DIV_MASK, |a| if signed { op1!(a, idiv, size, src) } else { op1!(a, div, size, src) });
+                g.add64(input, DIV_MASK, |a| {
+                    if signed {
+                        op1!(a, idiv, size, src)
+                    } else {
+                        op1!(a, div, size, src)
+                    }
+                });
             }
         }
     }
-    g.family("families/muldiv", "multiply and divide (mul imul div idiv)", 64).build()
+    g.family(
+        "families/muldiv",
+        "multiply and divide (mul imul div idiv)",
+        64,
+    )
+    .build()
 }

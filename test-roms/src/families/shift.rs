@@ -6,7 +6,7 @@
 
 use iced_x86::code_asm::*;
 
-use super::{Gen, Opnd, mem, mem_off, R8, R16, R32, R64};
+use super::{Gen, Opnd, R8, R16, R32, R64, mem, mem_off};
 use crate::check::fl;
 use crate::{TestRom, op2};
 
@@ -22,7 +22,16 @@ enum Op {
     Rcr,
 }
 
-const OPS: [Op; 8] = [Op::Shl, Op::Sal, Op::Shr, Op::Sar, Op::Rol, Op::Ror, Op::Rcl, Op::Rcr];
+const OPS: [Op; 8] = [
+    Op::Shl,
+    Op::Sal,
+    Op::Shr,
+    Op::Sar,
+    Op::Rol,
+    Op::Ror,
+    Op::Rcl,
+    Op::Rcr,
+];
 
 /// Compared flags for `op` at `size` bits by `count` (before masking), and whether the
 /// destination is undefined.
@@ -81,7 +90,14 @@ fn emit(a: &mut CodeAssembler, op: Op, size: u32, dst: Opnd, count: Option<i64>)
     }
 }
 
-fn emit_double(a: &mut CodeAssembler, left: bool, size: u32, dst: Opnd, src: usize, count: Option<i64>) -> crate::asm::R {
+fn emit_double(
+    a: &mut CodeAssembler,
+    left: bool,
+    size: u32,
+    dst: Opnd,
+    src: usize,
+    count: Option<i64>,
+) -> crate::asm::R {
     macro_rules! go {
         ($m:ident) => {
             match (size, dst, count) {
@@ -135,7 +151,11 @@ pub fn build() -> TestRom {
             for form in 0..6 {
                 let d = reg_not_rcx(&mut g);
                 let off = mem_off(&mut g.rng, size);
-                let dst = if form % 2 == 0 { Opnd::R(d) } else { Opnd::M(off) };
+                let dst = if form % 2 == 0 {
+                    Opnd::R(d)
+                } else {
+                    Opnd::M(off)
+                };
                 let raw = pick_count(&mut g, size);
                 let (count, cl_val) = match form / 2 {
                     0 => (Some(1i64), 1u64),
@@ -147,7 +167,9 @@ pub fn build() -> TestRom {
                     // CL holds the count; the rest of RCX is random.
                     input.regs[2] = (g.rng.next_u64() & !0xff) | (cl_val & 0xff);
                 }
-                g.add64(input, mask(op, size, cl_val), |a| emit(a, op, size, dst, count));
+                g.add64(input, mask(op, size, cl_val), |a| {
+                    emit(a, op, size, dst, count)
+                });
             }
         }
     }
@@ -160,7 +182,11 @@ pub fn build() -> TestRom {
                     s = reg_not_rcx(&mut g);
                 }
                 let off = mem_off(&mut g.rng, size);
-                let dst = if form % 2 == 0 { Opnd::R(d) } else { Opnd::M(off) };
+                let dst = if form % 2 == 0 {
+                    Opnd::R(d)
+                } else {
+                    Opnd::M(off)
+                };
                 let raw = pick_count(&mut g, size) & 0xff;
                 let by_cl = form % 4 >= 2;
                 let mut input = g.input(&[d, s], form % 2 == 1);
@@ -187,5 +213,10 @@ pub fn build() -> TestRom {
             }
         }
     }
-    g.family("families/shift", "shifts and rotates (shl sal shr sar rol ror rcl rcr shld shrd)", 64).build()
+    g.family(
+        "families/shift",
+        "shifts and rotates (shl sal shr sar rol ror rcl rcr shld shrd)",
+        64,
+    )
+    .build()
 }

@@ -155,5 +155,10 @@ pub fn build() -> TestRom {
             a.nop()
         });
     }
-    g.family("families/stack", "stack (push pop enter leave call ret)", 64).build()
+    g.family(
+        "families/stack",
+        "stack (push pop enter leave call ret)",
+        64,
+    )
+    .build()
 }

@@ -88,7 +88,11 @@ pub fn build() -> TestRom {
                     for k in 0..3 {
                         let e = u64::from(size / 8);
                         let max = 32 / e;
-                        let count = if rep == Rep::None { 1 } else { [0, 1, g.rng.below(max + 1)][k % 3] };
+                        let count = if rep == Rep::None {
+                            1
+                        } else {
+                            [0, 1, g.rng.below(max + 1)][k % 3]
+                        };
                         let mut input = g.input(&[reg::RAX, reg::RCX], true);
                         // Make equal runs likely so REPE/REPNE stop at different places.
                         if matches!(op, Op::Cmps | Op::Scas) && g.rng.one_in(2) {
@@ -122,5 +126,10 @@ pub fn build() -> TestRom {
             }
         }
     }
-    g.family("families/string", "string instructions (movs stos lods cmps scas, rep repe repne, both directions)", 64).build()
+    g.family(
+        "families/string",
+        "string instructions (movs stos lods cmps scas, rep repe repne, both directions)",
+        64,
+    )
+    .build()
 }

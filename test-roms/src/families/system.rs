@@ -125,9 +125,15 @@ pub fn build() -> TestRom {
     let mut rom = RomBuilder::new("families/system");
     boot::standard_long(&mut rom, &boot::long_mode_tables(), "main", false);
     faults::install64(&mut rom);
-    rom.ram(RamInit::Bytes(layout::TSS_ADDR, tables::tss64(layout::STACK_TOP, &[])));
+    rom.ram(RamInit::Bytes(
+        layout::TSS_ADDR,
+        tables::tss64(layout::STACK_TOP, &[]),
+    ));
     rom.code64("main", |a| {
-        print(a, "system instructions (values from the SDM and the standard GDT)\n")?;
+        print(
+            a,
+            "system instructions (values from the SDM and the standard GDT)\n",
+        )?;
         // CPUID.
         a.xor(eax, eax)?;
         a.cpuid()?;
@@ -203,13 +209,25 @@ pub fn build() -> TestRom {
             a.wrmsr()
         })?;
         // The fault is on WRMSR, the body's last instruction.
-        faults::report(a, "wrmsr non-canonical lstar", vector::GP, Some(0), SavedRip::Unchecked)?;
+        faults::report(
+            a,
+            "wrmsr non-canonical lstar",
+            vector::GP,
+            Some(0),
+            SavedRip::Unchecked,
+        )?;
         faults::report_rip_last(a, "wrmsr non-canonical lstar", 2)?;
         faults::expect_fault(a, |a| {
             a.mov(ecx, 0x4000_1234u32)?;
             a.rdmsr()
         })?;
-        faults::report(a, "rdmsr unknown msr", vector::GP, Some(0), SavedRip::Unchecked)?;
+        faults::report(
+            a,
+            "rdmsr unknown msr",
+            vector::GP,
+            Some(0),
+            SavedRip::Unchecked,
+        )?;
         faults::report_rip_last(a, "rdmsr unknown msr", 2)?;
         // Descriptor-table registers.
         let area = 0x4300u64;
@@ -361,7 +379,11 @@ pub fn build() -> TestRom {
         a.wbinvd()?;
         a.endbr64()?;
         a.mov(eax, 1)?;
-        check(a, "fences, pause, prefetch, clflush, wbinvd, endbr64 executed", 1)?;
+        check(
+            a,
+            "fences, pause, prefetch, clflush, wbinvd, endbr64 executed",
+            1,
+        )?;
         a.mov(eax, 5)?;
         a.mov(cr8, rax)?;
         a.xor(eax, eax)?;

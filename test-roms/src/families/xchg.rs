@@ -9,7 +9,11 @@ use crate::check::{fl, reg};
 use crate::{TestRom, op2};
 
 fn full(size: u32) -> u64 {
-    if size == 64 { u64::MAX } else { (1u64 << size) - 1 }
+    if size == 64 {
+        u64::MAX
+    } else {
+        (1u64 << size) - 1
+    }
 }
 
 fn read(mem: &[u8], off: i32, size: u32) -> u64 {
@@ -29,7 +33,11 @@ pub fn build() -> TestRom {
             let input = g.input(&[d, s], true);
             let lock = k % 4 == 3;
             match k % 2 {
-                0 => g.add64(input, fl::ALL, |a| op2!(a, xchg, size, super::Opnd::R(d), super::Opnd::R(s); rr)),
+                0 => g.add64(
+                    input,
+                    fl::ALL,
+                    |a| op2!(a, xchg, size, super::Opnd::R(d), super::Opnd::R(s); rr),
+                ),
                 _ => g.add64(input, fl::ALL, |a| {
                     if lock {
                         let _ = a.lock();
@@ -44,7 +52,11 @@ pub fn build() -> TestRom {
             let input = g.input(&[d, s], true);
             let lock = k % 4 == 3;
             if k % 2 == 0 {
-                g.add64(input, fl::ALL, |a| op2!(a, xadd, size, super::Opnd::R(d), super::Opnd::R(s); rr));
+                g.add64(
+                    input,
+                    fl::ALL,
+                    |a| op2!(a, xadd, size, super::Opnd::R(d), super::Opnd::R(s); rr),
+                );
             } else {
                 g.add64(input, fl::ALL, |a| {
                     if lock {
@@ -62,7 +74,11 @@ pub fn build() -> TestRom {
             let equal = k % 2 == 0;
             let in_mem = k % 4 >= 2;
             if equal {
-                let v = if in_mem { read(&input.mem, off, size) } else { input.regs[d] & full(size) };
+                let v = if in_mem {
+                    read(&input.mem, off, size)
+                } else {
+                    input.regs[d] & full(size)
+                };
                 input.regs[reg::RAX] = (input.regs[reg::RAX] & !full(size)) | v;
             }
             let lock = in_mem && k % 8 >= 4;
@@ -119,5 +135,10 @@ pub fn build() -> TestRom {
             a.cmpxchg16b(xmmword_ptr(r15 + off))
         });
     }
-    g.family("families/xchg", "exchange (xchg xadd cmpxchg cmpxchg8b cmpxchg16b, lock)", 64).build()
+    g.family(
+        "families/xchg",
+        "exchange (xchg xadd cmpxchg cmpxchg8b cmpxchg16b, lock)",
+        64,
+    )
+    .build()
 }

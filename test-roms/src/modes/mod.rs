@@ -9,5 +9,9 @@ use crate::TestRom;
 
 /// Every ROM of this area.
 pub fn all() -> Vec<TestRom> {
-    vec![real_to_long::build(), prot_to_real::build(), segments::build()]
+    vec![
+        real_to_long::build(),
+        prot_to_real::build(),
+        segments::build(),
+    ]
 }

@@ -107,7 +107,10 @@ pub fn build() -> TestRom {
         a.div(cx)?;
         a.movzx(eax, word_ptr(crate::asm::layout::VAR_USER as u32))?;
         a.mov(ebx, u32::from(div_ip))?;
-        crate::asm::rt::check_rbx_quiet(a, "div by zero in real mode: vector 0 handler saw ip = the div instruction")?;
+        crate::asm::rt::check_rbx_quiet(
+            a,
+            "div by zero in real mode: vector 0 handler saw ip = the div instruction",
+        )?;
 
         // A 16-bit stack wraps around within its 64 KiB segment.
         a.mov(ax, 0x3000)?;

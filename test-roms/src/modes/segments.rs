@@ -50,10 +50,21 @@ pub fn build() -> TestRom {
     boot::standard_prot32(&mut rom, "pm32");
     faults::install32(&mut rom);
     // LDT entry 1 (selector 0x0c = index 1, TI = 1, RPL 0): data, base 0x4100, limit 0xff.
-    let ldt_data = tables::descriptor(0x4100, 0xff, access::P | access::S | access::RW | access::A, dflags::DB);
-    rom.ram(RamInit::Bytes(layout::LDT_ADDR + 8, ldt_data.to_le_bytes().to_vec()));
+    let ldt_data = tables::descriptor(
+        0x4100,
+        0xff,
+        access::P | access::S | access::RW | access::A,
+        dflags::DB,
+    );
+    rom.ram(RamInit::Bytes(
+        layout::LDT_ADDR + 8,
+        ldt_data.to_le_bytes().to_vec(),
+    ));
     rom.ram(RamInit::Bytes(0x4110, MARKER.to_le_bytes().to_vec()));
-    rom.ram(RamInit::Bytes(layout::TEST_PAGES, 0xabcd_1234u32.to_le_bytes().to_vec()));
+    rom.ram(RamInit::Bytes(
+        layout::TEST_PAGES,
+        0xabcd_1234u32.to_le_bytes().to_vec(),
+    ));
     // Far pointers: m16:32 for LFS/LGS/LSS.
     let mut ptrs = Vec::new();
     ptrs.extend_from_slice(&0x10u32.to_le_bytes());
@@ -64,19 +75,32 @@ pub fn build() -> TestRom {
     ptrs.extend_from_slice(&sel::DATA.to_le_bytes());
     rom.ram(RamInit::Bytes(0x4400, ptrs));
     // m16:16 pointers for LES/LDS in real mode: offset, then segment.
-    rom.ram(RamInit::Bytes(0x4480, vec![0x78, 0x56, 0x34, 0x12, 0x89, 0x67, 0x45, 0x23]));
+    rom.ram(RamInit::Bytes(
+        0x4480,
+        vec![0x78, 0x56, 0x34, 0x12, 0x89, 0x67, 0x45, 0x23],
+    ));
 
     rom.code32("pm32", |a| {
         a.mov(ax, u32::from(sel::DATA_4000))?;
         a.mov(gs, ax)?;
         a.mov(eax, dword_ptr(0x110).gs())?;
-        check(a, "gs = DATA_4000 (base 0x4000): gs:[0x110]", u64::from(MARKER))?;
+        check(
+            a,
+            "gs = DATA_4000 (base 0x4000): gs:[0x110]",
+            u64::from(MARKER),
+        )?;
 
         faults::expect_fault(a, |a| {
             a.mov(ax, 0x0c)?;
             a.mov(fs, ax)
         })?;
-        faults::report(a, "mov fs, 0x0c before lldt", vector::GP, Some(0x0c), SavedRip::Unchecked)?;
+        faults::report(
+            a,
+            "mov fs, 0x0c before lldt",
+            vector::GP,
+            Some(0x0c),
+            SavedRip::Unchecked,
+        )?;
         faults::report_rip_last(a, "mov fs, 0x0c before lldt", 3)?;
 
         a.mov(ax, u32::from(sel::LDT))?;
@@ -87,9 +111,19 @@ pub fn build() -> TestRom {
         a.mov(ax, 0x0c)?;
         a.mov(fs, ax)?;
         a.mov(eax, dword_ptr(0x10).fs())?;
-        check(a, "fs = ldt entry 1 (base 0x4100): fs:[0x10]", u64::from(MARKER))?;
+        check(
+            a,
+            "fs = ldt entry 1 (base 0x4100): fs:[0x10]",
+            u64::from(MARKER),
+        )?;
         faults::expect_fault(a, |a| a.mov(eax, dword_ptr(0x100).fs()))?;
-        faults::report(a, "fs:[0x100] beyond its limit 0xff", vector::GP, Some(0), SavedRip::Faulting)?;
+        faults::report(
+            a,
+            "fs:[0x100] beyond its limit 0xff",
+            vector::GP,
+            Some(0),
+            SavedRip::Faulting,
+        )?;
 
         a.xor(eax, eax)?;
         a.lfs(eax, fword_ptr(0x4400))?;

@@ -58,21 +58,35 @@ pub fn build() -> TestRom {
     pt.map(V_HIGH, phys::SHARED, 12, pte::RW);
     rom.ram(RamInit::Bytes(phys::OLD, 0xaaaau32.to_le_bytes().to_vec()));
     rom.ram(RamInit::Bytes(phys::NEW, 0xbbbbu32.to_le_bytes().to_vec()));
-    let (pte_a, pte_b, pte_sw) = (pt.entry_of(V_A, 12), pt.entry_of(V_B, 12), pt.entry_of(V_SW, 12));
+    let (pte_a, pte_b, pte_sw) = (
+        pt.entry_of(V_A, 12),
+        pt.entry_of(V_B, 12),
+        pt.entry_of(V_SW, 12),
+    );
     let (pde_2m, pdpte_1g) = (pt.entry_of(V_2M, 21), pt.entry_of(V_1G, 30));
-    let (pde_a, pdpte_a, pml4e_high) = (pt.entry_of(V_A, 21), pt.entry_of(V_A, 30), pt.entry_of(V_HIGH, 39));
+    let (pde_a, pdpte_a, pml4e_high) = (
+        pt.entry_of(V_A, 21),
+        pt.entry_of(V_A, 30),
+        pt.entry_of(V_HIGH, 39),
+    );
 
     boot::standard_long(&mut rom, &pt, "main", false);
     faults::install64(&mut rom);
     rom.code64("main", move |a| {
         print(a, "4-level paging: 1 GiB, 2 MiB and 4 KiB pages\n")?;
         store32(a, V_A, 0x99aa_bbcc)?;
-        print(a, "wrote 0x99aabbcc at 0xc0000000 (4 KiB page at 0x200000)\n")?;
+        print(
+            a,
+            "wrote 0x99aabbcc at 0xc0000000 (4 KiB page at 0x200000)\n",
+        )?;
         for (text, v) in [
             ("read at 0xc0001000 (4 KiB page at 0x200000)", V_B),
             ("read at 0x80000000 (2 MiB page at 0x200000)", V_2M),
             ("read at 0x40200000 (1 GiB page at 0)", V_1G + phys::SHARED),
-            ("read at 0xffff800000000000 (4 KiB page at 0x200000)", V_HIGH),
+            (
+                "read at 0xffff800000000000 (4 KiB page at 0x200000)",
+                V_HIGH,
+            ),
         ] {
             load32(a, v)?;
             check(a, text, 0x99aa_bbcc)?;
@@ -81,15 +95,37 @@ pub fn build() -> TestRom {
         let acc = pte::A as u32;
         check_entry_bits(a, "pte 0xc0000000 accessed+dirty", pte_a, ad, 0x60)?;
         check_entry_bits(a, "pte 0xc0001000 accessed, not dirty", pte_b, ad, 0x20)?;
-        check_entry_bits(a, "pde 0x80000000 (2 MiB) accessed, not dirty", pde_2m, ad, 0x20)?;
-        check_entry_bits(a, "pdpte 0x40000000 (1 GiB) accessed, not dirty", pdpte_1g, ad, 0x20)?;
-        check_entry_bits(a, "pde above the 0xc0000000 table accessed", pde_a, acc, 0x20)?;
+        check_entry_bits(
+            a,
+            "pde 0x80000000 (2 MiB) accessed, not dirty",
+            pde_2m,
+            ad,
+            0x20,
+        )?;
+        check_entry_bits(
+            a,
+            "pdpte 0x40000000 (1 GiB) accessed, not dirty",
+            pdpte_1g,
+            ad,
+            0x20,
+        )?;
+        check_entry_bits(
+            a,
+            "pde above the 0xc0000000 table accessed",
+            pde_a,
+            acc,
+            0x20,
+        )?;
         check_entry_bits(a, "pdpte above it accessed", pdpte_a, acc, 0x20)?;
         check_entry_bits(a, "pml4e 256 accessed", pml4e_high, acc, 0x20)?;
 
         store32(a, V_RO, 0x7777)?;
         load32(a, phys::READ_ONLY)?;
-        check(a, "cr0.wp = 0: ring-0 write to a read-only page, read back", 0x7777)?;
+        check(
+            a,
+            "cr0.wp = 0: ring-0 write to a read-only page, read back",
+            0x7777,
+        )?;
         a.mov(rax, cr0)?;
         a.or(eax, CR0_WP)?;
         a.mov(cr0, rax)?;

@@ -65,13 +65,20 @@ pub fn build() -> TestRom {
     // mov eax, 1; ret
     rom.ram(RamInit::Bytes(phys::CODE, vec![0xb8, 1, 0, 0, 0, 0xc3]));
     let root = pt.cr3();
-    let (pte_a, pte_b, pte_sw) = (pt.entry_of(V_A, 12), pt.entry_of(V_B, 12), pt.entry_of(V_SW, 12));
+    let (pte_a, pte_b, pte_sw) = (
+        pt.entry_of(V_A, 12),
+        pt.entry_of(V_B, 12),
+        pt.entry_of(V_SW, 12),
+    );
     let pde_big = pt.entry_of(V_BIG, 21);
 
     boot::standard_prot32(&mut rom, "main");
     faults::install32(&mut rom);
     rom.code32("main", move |a| {
-        print(a, "PAE paging: 8-byte entries, 4 KiB and 2 MiB pages, execute-disable\n")?;
+        print(
+            a,
+            "PAE paging: 8-byte entries, 4 KiB and 2 MiB pages, execute-disable\n",
+        )?;
         a.mov(ecx, MSR_EFER)?;
         a.rdmsr()?;
         a.or(eax, EFER_NXE)?;
@@ -87,15 +94,32 @@ pub fn build() -> TestRom {
         print(a, "paging on\n")?;
 
         store32(a, V_A, 0x5566_7788)?;
-        print(a, "wrote 0x55667788 at 0x10000000 (4 KiB page at 0x200000)\n")?;
+        print(
+            a,
+            "wrote 0x55667788 at 0x10000000 (4 KiB page at 0x200000)\n",
+        )?;
         load32(a, V_B)?;
-        check(a, "read at 0x10001000 (another 4 KiB page at 0x200000)", 0x5566_7788)?;
+        check(
+            a,
+            "read at 0x10001000 (another 4 KiB page at 0x200000)",
+            0x5566_7788,
+        )?;
         load32(a, V_BIG)?;
-        check(a, "read at 0x40200000 (2 MiB page at 0x200000)", 0x5566_7788)?;
+        check(
+            a,
+            "read at 0x40200000 (2 MiB page at 0x200000)",
+            0x5566_7788,
+        )?;
         let ad = (pte::A | pte::D) as u32;
         check_entry_bits(a, "pte 0x10000000 accessed+dirty", pte_a, ad, 0x60)?;
         check_entry_bits(a, "pte 0x10001000 accessed, not dirty", pte_b, ad, 0x20)?;
-        check_entry_bits(a, "pde 0x40200000 (2 MiB) accessed, not dirty", pde_big, ad, 0x20)?;
+        check_entry_bits(
+            a,
+            "pde 0x40200000 (2 MiB) accessed, not dirty",
+            pde_big,
+            ad,
+            0x20,
+        )?;
 
         faults::expect_fault(a, |a| store32(a, V_RO, 0x6666))?;
         let what = "cr0.wp = 1: write to a read-only page";
@@ -104,7 +128,10 @@ pub fn build() -> TestRom {
 
         load32(a, V_SW)?;
         check(a, "0x10003000 maps 0x202000", 0xaaaa)?;
-        a.mov(dword_ptr(pte_sw as u32), (phys::NEW | pte::P | pte::RW) as u32)?;
+        a.mov(
+            dword_ptr(pte_sw as u32),
+            (phys::NEW | pte::P | pte::RW) as u32,
+        )?;
         a.invlpg(ptr(V_SW as u32))?;
         load32(a, V_SW)?;
         check(a, "after the pte change and invlpg", 0xbbbb)?;
@@ -125,7 +152,11 @@ pub fn build() -> TestRom {
         check(a, "saved eip is the execute-disable page", V_NX)?;
         a.xor(eax, eax)?;
         a.call(V_X)?;
-        check(a, "call into the same code through an executable alias returned", 1)?;
+        check(
+            a,
+            "call into the same code through an executable alias returned",
+            1,
+        )?;
         exit(a)
     });
     rom.build(EXPECTED)

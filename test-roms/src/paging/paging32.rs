@@ -59,13 +59,20 @@ pub fn build() -> TestRom {
     rom.ram(RamInit::Bytes(phys::OLD, 0xaaaau32.to_le_bytes().to_vec()));
     rom.ram(RamInit::Bytes(phys::NEW, 0xbbbbu32.to_le_bytes().to_vec()));
     let root = pt.cr3();
-    let (pte_a, pte_b, pte_sw) = (pt.entry_of(V_A, 12), pt.entry_of(V_B, 12), pt.entry_of(V_SW, 12));
+    let (pte_a, pte_b, pte_sw) = (
+        pt.entry_of(V_A, 12),
+        pt.entry_of(V_B, 12),
+        pt.entry_of(V_SW, 12),
+    );
     let (pde_big, pde_a) = (pt.entry_of(V_BIG, 22), pt.entry_of(V_A, 22));
 
     boot::standard_prot32(&mut rom, "main");
     faults::install32(&mut rom);
     rom.code32("main", move |a| {
-        print(a, "32-bit paging: 4 KiB pages, and 4 MiB pages with CR4.PSE\n")?;
+        print(
+            a,
+            "32-bit paging: 4 KiB pages, and 4 MiB pages with CR4.PSE\n",
+        )?;
         a.mov(eax, cr4)?;
         a.or(eax, CR4_PSE)?;
         a.mov(cr4, eax)?;
@@ -77,9 +84,16 @@ pub fn build() -> TestRom {
         print(a, "paging on\n")?;
 
         store32(a, V_A, 0x1122_3344)?;
-        print(a, "wrote 0x11223344 at 0x08000000 (4 KiB page at 0x200000)\n")?;
+        print(
+            a,
+            "wrote 0x11223344 at 0x08000000 (4 KiB page at 0x200000)\n",
+        )?;
         load32(a, V_B)?;
-        check(a, "read at 0x08001000 (another 4 KiB page at 0x200000)", 0x1122_3344)?;
+        check(
+            a,
+            "read at 0x08001000 (another 4 KiB page at 0x200000)",
+            0x1122_3344,
+        )?;
         load32(a, V_BIG + phys::SHARED)?;
         check(a, "read at 0x0c200000 (4 MiB page at 0)", 0x1122_3344)?;
         load32(a, phys::SHARED)?;
@@ -88,14 +102,30 @@ pub fn build() -> TestRom {
         let ad = (pte::A | pte::D) as u32;
         check_entry_bits(a, "pte 0x08000000 accessed+dirty", pte_a, ad, 0x60)?;
         check_entry_bits(a, "pte 0x08001000 accessed, not dirty", pte_b, ad, 0x20)?;
-        check_entry_bits(a, "pde 0x0c000000 (4 MiB) accessed, not dirty", pde_big, ad, 0x20)?;
+        check_entry_bits(
+            a,
+            "pde 0x0c000000 (4 MiB) accessed, not dirty",
+            pde_big,
+            ad,
+            0x20,
+        )?;
         store32(a, V_BIG + phys::SHARED + 4, 5)?;
         check_entry_bits(a, "pde 0x0c000000 (4 MiB) after a write", pde_big, ad, 0x60)?;
-        check_entry_bits(a, "pde above the 0x08000000 table accessed", pde_a, pte::A as u32, 0x20)?;
+        check_entry_bits(
+            a,
+            "pde above the 0x08000000 table accessed",
+            pde_a,
+            pte::A as u32,
+            0x20,
+        )?;
 
         store32(a, V_RO, 0x5555)?;
         load32(a, phys::READ_ONLY)?;
-        check(a, "cr0.wp = 0: ring-0 write to a read-only page, read back", 0x5555)?;
+        check(
+            a,
+            "cr0.wp = 0: ring-0 write to a read-only page, read back",
+            0x5555,
+        )?;
         a.mov(eax, cr0)?;
         a.or(eax, CR0_WP)?;
         a.mov(cr0, eax)?;
@@ -108,11 +138,17 @@ pub fn build() -> TestRom {
 
         load32(a, V_SW)?;
         check(a, "0x08003000 maps 0x202000", 0xaaaa)?;
-        a.mov(dword_ptr(pte_sw as u32), (phys::NEW | pte::P | pte::RW) as u32)?;
+        a.mov(
+            dword_ptr(pte_sw as u32),
+            (phys::NEW | pte::P | pte::RW) as u32,
+        )?;
         a.invlpg(ptr(V_SW as u32))?;
         load32(a, V_SW)?;
         check(a, "after the pte change and invlpg", 0xbbbb)?;
-        a.mov(dword_ptr(pte_sw as u32), (phys::OLD | pte::P | pte::RW) as u32)?;
+        a.mov(
+            dword_ptr(pte_sw as u32),
+            (phys::OLD | pte::P | pte::RW) as u32,
+        )?;
         a.mov(eax, cr3)?;
         a.mov(cr3, eax)?;
         load32(a, V_SW)?;

@@ -33,7 +33,10 @@ pub fn build() -> TestRom {
     pt.identity(0, 1 << 30, 21, pte::RW | pte::US);
     boot::standard_long(&mut rom, &pt, "main", false);
     faults::install64(&mut rom);
-    rom.ram(RamInit::Bytes(layout::TSS_ADDR, tables::tss64(layout::IST2_TOP, &[])));
+    rom.ram(RamInit::Bytes(
+        layout::TSS_ADDR,
+        tables::tss64(layout::IST2_TOP, &[]),
+    ));
     rom.ram(tables::idt64_entry(0x82, "done", 0, 3));
     let probe = layout::VAR_USER + 0x40;
 
@@ -48,7 +51,11 @@ pub fn build() -> TestRom {
         a.popfq()?;
         a.mov(eax, dword_ptr(probe + 1))?;
         a.mov(eax, 1)?;
-        check(a, "ring 0, cr0.am and rflags.ac set: a misaligned read works", 1)?;
+        check(
+            a,
+            "ring 0, cr0.am and rflags.ac set: a misaligned read works",
+            1,
+        )?;
         a.pushfq()?;
         a.and(dword_ptr(rsp), !AC)?;
         a.popfq()?;
@@ -76,7 +83,13 @@ pub fn build() -> TestRom {
         a.pushfq()?;
         a.and(dword_ptr(rsp), !AC)?;
         a.popfq()?;
-        faults::report(a, "ring 3, ac set, misaligned dword read", 17, Some(0), SavedRip::Faulting)?;
+        faults::report(
+            a,
+            "ring 3, ac set, misaligned dword read",
+            17,
+            Some(0),
+            SavedRip::Faulting,
+        )?;
         a.int(0x82)
     });
 

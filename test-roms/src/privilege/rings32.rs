@@ -48,7 +48,10 @@ pub fn build() -> TestRom {
     let mut rom = RomBuilder::new("privilege/rings32");
     boot::standard_prot32(&mut rom, "main");
     faults::install32(&mut rom);
-    rom.ram(RamInit::Bytes(layout::TSS_ADDR, tables::tss32(ESP0 as u32, sel::DATA)));
+    rom.ram(RamInit::Bytes(
+        layout::TSS_ADDR,
+        tables::tss32(ESP0 as u32, sel::DATA),
+    ));
     rom.ram(tables::idt32_entry(0x80, "sys80", 3));
     rom.ram(tables::idt32_entry(0x81, "fault32.13", 0));
     rom.ram(tables::idt32_entry(0x82, "ring0_again", 3));
@@ -86,7 +89,11 @@ pub fn build() -> TestRom {
         a.mov(eax, dword_ptr(v))?;
         check(a, &format!("{what}: handler cs"), u64::from(sel::CODE32))?;
         a.mov(eax, dword_ptr(v + 16))?;
-        check(a, &format!("{what}: handler ss (tss.ss0)"), u64::from(sel::DATA))?;
+        check(
+            a,
+            &format!("{what}: handler ss (tss.ss0)"),
+            u64::from(sel::DATA),
+        )?;
         a.mov(eax, dword_ptr(v + 12))?;
         a.cmp(eax, (ESP0 - 20) as u32)?;
         a.sete(al)?;
@@ -99,7 +106,13 @@ pub fn build() -> TestRom {
         check_sreg(a, "back in ring 3 after iretd: cs", cs, sel::USER_CODE32)?;
 
         faults::expect_fault(a, |a| a.int(0x81))?;
-        faults::report(a, "int 0x81 (gate dpl 0)", vector::GP, Some((0x81 << 3) | 2), SavedRip::Faulting)?;
+        faults::report(
+            a,
+            "int 0x81 (gate dpl 0)",
+            vector::GP,
+            Some((0x81 << 3) | 2),
+            SavedRip::Faulting,
+        )?;
 
         a.int(0x82)?;
         a.ud2()

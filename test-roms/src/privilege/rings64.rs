@@ -89,7 +89,10 @@ pub fn build() -> TestRom {
         a.wrmsr()?;
         a.mov(ecx, 0xc000_0081u32)?;
         a.xor(eax, eax)?;
-        a.mov(edx, (u32::from(sel::USER_CODE32 & !3) << 16) | u32::from(sel::CODE64))?;
+        a.mov(
+            edx,
+            (u32::from(sel::USER_CODE32 & !3) << 16) | u32::from(sel::CODE64),
+        )?;
         a.wrmsr()?;
         let entry = a.sym("syscall_entry");
         a.mov(ecx, 0xc000_0082u32)?;
@@ -145,7 +148,13 @@ pub fn build() -> TestRom {
         check_sreg(a, "back in ring 3 after iretq: cs", cs, sel::USER_CODE64)?;
 
         faults::expect_fault(a, |a| a.int(0x81))?;
-        faults::report(a, "int 0x81 (gate dpl 0)", vector::GP, Some((0x81 << 3) | 2), SavedRip::Faulting)?;
+        faults::report(
+            a,
+            "int 0x81 (gate dpl 0)",
+            vector::GP,
+            Some((0x81 << 3) | 2),
+            SavedRip::Faulting,
+        )?;
 
         // SYSCALL with DF set: the kernel sees DF clear (FMASK), R11 keeps the user's.
         let back = a.unique("after_syscall");
@@ -156,9 +165,17 @@ pub fn build() -> TestRom {
         a.pop(r12)?;
         a.cld()?;
         a.mov(rax, qword_ptr(SV))?;
-        check(a, "syscall: kernel cs (star[47:32])", u64::from(sel::CODE64))?;
+        check(
+            a,
+            "syscall: kernel cs (star[47:32])",
+            u64::from(sel::CODE64),
+        )?;
         a.mov(rax, qword_ptr(SV + 8))?;
-        check(a, "syscall: kernel ss (star[47:32] + 8)", u64::from(sel::DATA_SYSCALL))?;
+        check(
+            a,
+            "syscall: kernel ss (star[47:32] + 8)",
+            u64::from(sel::DATA_SYSCALL),
+        )?;
         a.mov(rax, qword_ptr(SV + 16))?;
         let back_addr = a.sym(&back);
         a.mov(rbx, back_addr)?;
