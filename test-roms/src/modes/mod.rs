@@ -4,6 +4,7 @@
 pub mod prot_to_real;
 pub mod real_to_long;
 pub mod segments;
+pub mod selfmod;
 
 use crate::TestRom;
 
