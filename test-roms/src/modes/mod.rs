@@ -14,5 +14,6 @@ pub fn all() -> Vec<TestRom> {
         real_to_long::build(),
         prot_to_real::build(),
         segments::build(),
+        selfmod::build(),
     ]
 }
