@@ -92,59 +92,49 @@ impl GuestRam {
         Some((unsafe { r.host.add(off as usize) }, r.readonly))
     }
 
-    /// Copy guest memory into `buf`; returns false (and leaves `buf` partly filled) if some
-    /// byte is not RAM or ROM.
-    pub fn read(&self, gpa: u64, buf: &mut [u8]) -> bool {
+    /// Walk `gpa..gpa+len` region by region: `f(region, offset in region, bytes, done so far)`.
+    /// Returns false if some byte is not RAM or ROM.
+    fn chunks(&self, gpa: u64, len: usize, mut f: impl FnMut(&RamRegion, usize, usize, usize)) -> bool {
         let mut done = 0usize;
-        while done < buf.len() {
+        while done < len {
             let a = gpa.wrapping_add(done as u64);
             let Some(r) = self.region(a) else { return false };
-            let off = a - r.gpa;
-            let n = ((r.len - off) as usize).min(buf.len() - done);
-            // SAFETY: off + n <= r.len, inside the host mapping; buf has n bytes from done.
-            unsafe {
-                std::ptr::copy_nonoverlapping(r.host.add(off as usize), buf[done..].as_mut_ptr(), n)
-            };
+            let off = (a - r.gpa) as usize;
+            let n = (r.len as usize - off).min(len - done);
+            f(r, off, n, done);
             done += n;
         }
         true
+    }
+
+    /// Copy guest memory into `buf`; returns false (and leaves `buf` partly filled) if some
+    /// byte is not RAM or ROM.
+    pub fn read(&self, gpa: u64, buf: &mut [u8]) -> bool {
+        let dst = buf.as_mut_ptr();
+        self.chunks(gpa, buf.len(), |r, off, n, done| {
+            // SAFETY: off + n <= r.len, inside the host mapping; buf has n bytes from done.
+            unsafe { std::ptr::copy_nonoverlapping(r.host.add(off), dst.add(done), n) }
+        })
     }
 
     /// Copy `buf` into guest RAM (ROM regions are skipped); returns false if some byte is not
     /// RAM or ROM.
     pub fn write(&self, gpa: u64, buf: &[u8]) -> bool {
-        let mut done = 0usize;
-        while done < buf.len() {
-            let a = gpa.wrapping_add(done as u64);
-            let Some(r) = self.region(a) else { return false };
-            let off = a - r.gpa;
-            let n = ((r.len - off) as usize).min(buf.len() - done);
-            if !r.readonly {
-                // SAFETY: off + n <= r.len, inside the host mapping; buf has n bytes from done.
-                unsafe {
-                    std::ptr::copy_nonoverlapping(buf[done..].as_ptr(), r.host.add(off as usize), n)
-                };
-            }
-            done += n;
-        }
-        true
+        self.copy_in(gpa, buf, false)
     }
 
     /// Write `buf` even into ROM regions: how firmware loaders fill a ROM image.
     pub fn load(&self, gpa: u64, buf: &[u8]) -> bool {
-        let mut done = 0usize;
-        while done < buf.len() {
-            let a = gpa.wrapping_add(done as u64);
-            let Some(r) = self.region(a) else { return false };
-            let off = a - r.gpa;
-            let n = ((r.len - off) as usize).min(buf.len() - done);
-            // SAFETY: off + n <= r.len, inside the host mapping.
-            unsafe {
-                std::ptr::copy_nonoverlapping(buf[done..].as_ptr(), r.host.add(off as usize), n)
-            };
-            done += n;
-        }
-        true
+        self.copy_in(gpa, buf, true)
+    }
+
+    fn copy_in(&self, gpa: u64, buf: &[u8], into_rom: bool) -> bool {
+        self.chunks(gpa, buf.len(), |r, off, n, done| {
+            if into_rom || !r.readonly {
+                // SAFETY: off + n <= r.len, inside the host mapping; buf has n bytes from done.
+                unsafe { std::ptr::copy_nonoverlapping(buf[done..].as_ptr(), r.host.add(off), n) }
+            }
+        })
     }
 
     /// Read a little-endian value of `size` (1, 2, 4, 8) bytes from a host pointer obtained

@@ -199,19 +199,35 @@ fn deliver_legacy(cx: &mut Cx, vec: u8, code: Option<u32>, src: Source) -> Resul
         cs.selector = (cs.selector & !3) | u16::from(cpl);
         cx.st.seg[sreg::CS] = cs;
     }
+    let frame = [old_flags & 0xffff_ffff, u64::from(old_cs.selector), cx.st.rip & 0xffff_ffff];
+    finish_delivery(cx, &frame, code, size, (old_cs, old_ss, old_sp), target, trap)
+}
+
+/// Push the interrupt frame `frame` (then the error code, if any) on the new stack and enter
+/// the handler at `target`; if a push faults, restore CS, SS and RSP from `saved` so the
+/// fault is delivered from the state before the event.
+fn finish_delivery(
+    cx: &mut Cx,
+    frame: &[u64],
+    code: Option<u32>,
+    size: u32,
+    saved: (Segment, Segment, u64),
+    target: u64,
+    trap: bool,
+) -> Result<(), Fault> {
     let r = (|| {
-        cx.push(old_flags & 0xffff_ffff, size)?;
-        cx.push(u64::from(old_cs.selector), size)?;
-        cx.push(cx.st.rip & 0xffff_ffff, size)?;
+        for &v in frame {
+            cx.push(v, size)?;
+        }
         if let Some(c) = code {
             cx.push(u64::from(c), size)?;
         }
         Ok(())
     })();
     if let Err(f) = r {
-        cx.st.seg[sreg::CS] = old_cs;
-        cx.st.seg[sreg::SS] = old_ss;
-        cx.st.gpr[gpr::RSP] = old_sp;
+        cx.st.seg[sreg::CS] = saved.0;
+        cx.st.seg[sreg::SS] = saved.1;
+        cx.st.gpr[gpr::RSP] = saved.2;
         return Err(f);
     }
     cx.st.rip = target;
@@ -288,27 +304,6 @@ fn deliver_long(cx: &mut Cx, vec: u8, code: Option<u32>, src: Source) -> Result<
         cx.st.seg[sreg::SS] = null_ss(u16::from(new_cpl), new_cpl);
     }
     cx.st.gpr[gpr::RSP] = sp;
-    let r = (|| {
-        cx.push(u64::from(old_ss.selector), 8)?;
-        cx.push(old_sp, 8)?;
-        cx.push(old_flags, 8)?;
-        cx.push(u64::from(old_cs.selector), 8)?;
-        cx.push(cx.st.rip, 8)?;
-        if let Some(c) = code {
-            cx.push(u64::from(c), 8)?;
-        }
-        Ok(())
-    })();
-    if let Err(f) = r {
-        cx.st.seg[sreg::CS] = old_cs;
-        cx.st.seg[sreg::SS] = old_ss;
-        cx.st.gpr[gpr::RSP] = old_sp;
-        return Err(f);
-    }
-    cx.st.rip = target;
-    cx.st.rflags &= !(fl::TF | fl::NT | fl::VM | fl::RF);
-    if !trap {
-        cx.st.rflags &= !fl::IF;
-    }
-    Ok(())
+    let frame = [u64::from(old_ss.selector), old_sp, old_flags, u64::from(old_cs.selector), cx.st.rip];
+    finish_delivery(cx, &frame, code, 8, (old_cs, old_ss, old_sp), target, trap)
 }

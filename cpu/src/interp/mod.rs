@@ -263,7 +263,8 @@ fn step_one(cx: &mut Cx, icache: &mut ICache, trace: Option<&mut TraceFn>) -> St
     exec_decoded(cx, &d, trace)
 }
 
-/// `exec_decoded` without tracing, single-step or RF handling (the block loop does those).
+/// Execute `d` (RIP must be `d.insn.ip()`): on a fault, restore RIP and RSP and deliver it.
+/// Tracing, single-step and RF are the caller's business.
 #[inline(always)]
 fn exec_lean(cx: &mut Cx, d: &Decoded) -> Stepped {
     let start_rsp = cx.st.gpr[gpr::RSP];
@@ -295,45 +296,22 @@ fn exec_lean(cx: &mut Cx, d: &Decoded) -> Stepped {
 /// trap after it.
 #[inline]
 fn exec_decoded(cx: &mut Cx, d: &Decoded, trace: Option<&mut TraceFn>) -> Stepped {
-    let start_rip = cx.st.rip;
-    let start_rsp = cx.st.gpr[gpr::RSP];
     let tf = cx.st.rflags & fl::TF != 0;
     cx.st.interrupt_shadow = false;
-    let i = &d.insn;
     if let Some(t) = trace {
-        t(cx.st, &d.bytes[..i.len()]);
+        t(cx.st, &d.bytes[..d.insn.len()]);
     }
-    cx.asz = u32::from(d.asz);
-    cx.st.rip = d.next_rip;
     // RF only lasts for one instruction (an IRET may set it again from its image).
     cx.st.rflags &= !fl::RF;
-    let r = if d.fast != fast::Fast::None {
-        fast::exec(cx, d.fast, i)
-    } else if i.has_lock_prefix() && !lock_allowed(i) {
-        Err(Fault::UD)
-    } else {
-        execute(cx, i, &d.bytes[..i.len()])
-    };
-    match r {
-        Ok(()) => {
-            if tf && !cx.st.halted {
-                // Single-step trap after the instruction (SDM Vol. 3A §17.3.1.4).
-                cx.st.dr[6] |= 1 << 14;
-                if let Err(f) = interrupt::deliver_exception(cx, Fault { vector: 1, code: None, addr: 0 }) {
-                    return Stepped::TripleFault(f);
-                }
-            }
-            Stepped::Retired
-        }
-        Err(f) => {
-            cx.st.rip = start_rip;
-            cx.st.gpr[gpr::RSP] = start_rsp;
-            match interrupt::deliver_exception(cx, f) {
-                Ok(()) => Stepped::Exception,
-                Err(f) => Stepped::TripleFault(f),
-            }
+    let r = exec_lean(cx, d);
+    if tf && matches!(r, Stepped::Retired) && !cx.st.halted {
+        // Single-step trap after the instruction (SDM Vol. 3A §17.3.1.4).
+        cx.st.dr[6] |= 1 << 14;
+        if let Err(f) = interrupt::deliver_exception(cx, Fault { vector: 1, code: None, addr: 0 }) {
+            return Stepped::TripleFault(f);
         }
     }
+    r
 }
 
 /// LOCK is allowed only on read-modify-write instructions with a memory destination.
