@@ -6,14 +6,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use cranelift_codegen::Context;
-use cranelift_codegen::ir::{AbiParam, Function, InstBuilder, Signature, UserFuncName, types};
+use cranelift_codegen::ir::{
+    AbiParam, FuncRef, Function, InstBuilder, MemFlagsData, Signature, UserFuncName, types,
+};
 use cranelift_codegen::isa::{CallConv, OwnedTargetIsa};
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_jit::{JITBuilder, JITModule};
-use cranelift_module::{Module, default_libcall_names};
+use cranelift_module::{FuncId, Module, default_libcall_names};
 
 use crate::JitError;
+use crate::translate::HelperAddrs;
 use crate::codemem::CodeArena;
 
 /// Code space per generation. When it fills, the engine drops every block and starts over.
@@ -36,6 +39,10 @@ pub struct Codegen {
     used: Arc<AtomicUsize>,
     /// The trampoline: `extern "C" fn(ctx, block fn) -> exit code`.
     pub trampoline: usize,
+    /// The `preserve_all` adapters generated code calls for each helper.
+    pub adapters: HelperAddrs,
+    adapter_ids: Vec<FuncId>,
+    last_id: Option<FuncId>,
     /// Functions compiled in this generation.
     pub functions: u64,
 }
@@ -93,9 +100,25 @@ impl Codegen {
             fctx: FunctionBuilderContext::new(),
             used,
             trampoline: 0,
+            adapters: HelperAddrs { load: 0, store: 0, flags: 0, div: 0 },
+            adapter_ids: Vec::new(),
+            last_id: None,
             functions: 0,
         };
         cg.trampoline = cg.build_trampoline()?;
+        let [load, store, flags, div] = crate::helpers::rust_helpers();
+        let mut ids = Vec::new();
+        let mut addr = |cg: &mut Codegen, h| -> Result<u64, JitError> {
+            let (a, id) = cg.build_adapter(h)?;
+            ids.push(id);
+            Ok(a)
+        };
+        let load = addr(&mut cg, load)?;
+        let store = addr(&mut cg, store)?;
+        let flags = addr(&mut cg, flags)?;
+        let div = addr(&mut cg, div)?;
+        cg.adapters = HelperAddrs { load, store, flags, div };
+        cg.adapter_ids = ids;
         Ok(cg)
     }
 
@@ -121,7 +144,7 @@ impl Codegen {
         sig.returns.push(AbiParam::new(types::I64));
         let f = self.compile_with(
             sig,
-            |b| {
+            |b, _| {
                 let entry = b.create_block();
                 b.append_block_params_for_function_params(entry);
                 b.switch_to_block(entry);
@@ -137,11 +160,35 @@ impl Codegen {
         Ok(f.0)
     }
 
+    /// A `preserve_all` function that calls the Rust helper at `addr` (taking `n` arguments,
+    /// the first the context) and stores its result in `JitCtx::helper_status`.
+    fn build_adapter(&mut self, (addr, n): (u64, usize)) -> Result<(u64, FuncId), JitError> {
+        let cc = self.call_conv();
+        let (f, _) = self.compile_with(
+            crate::helpers::adapter_signature(n),
+            |b, _| {
+                let entry = b.create_block();
+                b.append_block_params_for_function_params(entry);
+                b.switch_to_block(entry);
+                let args: Vec<_> = b.block_params(entry).to_vec();
+                let sig = b.import_signature(crate::helpers::rust_signature(cc, n));
+                let callee = b.ins().iconst(types::I64, addr as i64);
+                let call = b.ins().call_indirect(sig, callee, &args);
+                let r = b.inst_results(call)[0];
+                b.ins().store(MemFlagsData::trusted(), r, args[0], crate::offsets::ctx::HELPER_STATUS);
+                b.ins().return_(&[]);
+            },
+            None,
+        )?;
+        Ok((f as u64, self.last_id.expect("compile_with sets the id")))
+    }
+
     /// Compile a block function built by `build`; returns its address and code size. `dump`
     /// is printed (with the IR and the host disassembly) when given.
+    /// The closure gets the helper adapters as callable functions (load, store, flags, div).
     pub fn compile_block(
         &mut self,
-        build: impl FnOnce(&mut FunctionBuilder),
+        build: impl FnOnce(&mut FunctionBuilder, &[FuncRef]),
         dump: Option<&str>,
     ) -> Result<(usize, usize), JitError> {
         self.compile_with(block_signature(), build, dump)
@@ -150,18 +197,26 @@ impl Codegen {
     fn compile_with(
         &mut self,
         sig: Signature,
-        build: impl FnOnce(&mut FunctionBuilder),
+        build: impl FnOnce(&mut FunctionBuilder, &[FuncRef]),
         dump: Option<&str>,
     ) -> Result<(usize, usize), JitError> {
         let id = self
             .module
             .declare_anonymous_function(&sig)
             .map_err(|e| JitError::Codegen(e.to_string()))?;
+        self.last_id = Some(id);
         self.module.clear_context(&mut self.cctx);
         self.cctx.func = Function::with_name_signature(UserFuncName::user(0, id.as_u32()), sig);
+        // Direct (rel32) calls to the adapters: an address constant would be an SSA value the
+        // optimizer may hoist out of a loop and keep in a register.
+        let refs: Vec<FuncRef> = self
+            .adapter_ids
+            .iter()
+            .map(|&a| self.module.declare_func_in_func(a, &mut self.cctx.func))
+            .collect();
         {
             let mut b = FunctionBuilder::new(&mut self.cctx.func, &mut self.fctx);
-            build(&mut b);
+            build(&mut b, &refs);
             b.seal_all_blocks();
             b.finalize(self.module.target_config());
         }
@@ -194,7 +249,7 @@ impl Codegen {
         let addr = self.module.get_finalized_function(id) as usize;
         self.functions += 1;
         if let (Some(guest), Some(ir)) = (dump, ir) {
-            crate::dump::print(guest, &ir, &host, addr as u64);
+            crate::dump::print(guest, &ir, &host, addr as u64, self.functions);
         }
         Ok((addr, size))
     }

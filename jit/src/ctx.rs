@@ -95,10 +95,15 @@ pub struct JitCtx {
     pub cc_r: u64,
     /// Address of the chaining slot of the exit that returned (0: none).
     pub exit_slot: u64,
+    /// What the last helper returned (a status, or RFLAGS for the flags helper).
+    pub helper_status: u64,
     /// Value a load helper returns.
     pub helper_val: u64,
     /// Second value a helper returns (the remainder of a divide).
     pub helper_val2: u64,
+    /// Never read: generated code stores a value here to compute it at that point (so the
+    /// optimizer does not sink the computation into later exits, keeping its inputs alive).
+    pub pin: u64,
     /// Pending fault: vector.
     pub fault_vector: u64,
     /// Pending fault: error code, or `u64::MAX` for none.
@@ -130,8 +135,10 @@ impl JitCtx {
             cc_b: 0,
             cc_r: 0,
             exit_slot: 0,
+            helper_status: 0,
             helper_val: 0,
             helper_val2: 0,
+            pin: 0,
             fault_vector: 0,
             fault_code: u64::MAX,
             fault_addr: 0,

@@ -21,7 +21,7 @@ use crate::cache::{Block, Cache, Key, NO_SLOT};
 use crate::codegen::{self, Codegen};
 use crate::ctx::{JcSlot, JitCtx, cc, jc_index};
 use crate::offsets::TLB_ENTRIES;
-use crate::translate::{self, BlockEnv, HelperAddrs, Plan, exit};
+use crate::translate::{self, BlockEnv, Plan, exit};
 
 /// Guest instructions blocks may run before the run loop looks at kicks again.
 pub const BATCH: i64 = 1 << 16;
@@ -58,6 +58,9 @@ pub struct Stats {
     pub code_page_writes: u64,
     /// Faults raised by generated code.
     pub faults: u64,
+    /// Instructions generated code left to the interpreter (stores into translated code or
+    /// to devices).
+    pub interp_exits: u64,
     /// Code generations started (the first included).
     pub generations: u64,
 }
@@ -148,7 +151,6 @@ pub struct Engine {
     budget_mark: i64,
     pending_link: Option<u32>,
     dump: bool,
-    helpers: HelperAddrs,
     warned_compile: bool,
 }
 
@@ -181,7 +183,6 @@ impl Engine {
             budget_mark: 0,
             pending_link: None,
             dump: std::env::var("VX_JIT_DUMP").is_ok_and(|v| v == "1"),
-            helpers: crate::helpers::addresses(),
             warned_compile: false,
         })
     }
@@ -367,6 +368,14 @@ impl Engine {
                     return Some(VcpuExit::Shutdown);
                 }
             }
+            exit::INTERP => {
+                // A store into translated code (invalidated by the helper) or to a device.
+                self.sync_flags(ctx);
+                if self.interp.step(io) == StepResult::Shutdown {
+                    return Some(VcpuExit::Shutdown);
+                }
+                self.stats.interp_exits += 1;
+            }
             exit::REVALIDATE => {
                 let rip = self.interp.state().rip;
                 if let Ok(e) = self.interp.translate(rip, Access::Exec) {
@@ -441,12 +450,10 @@ impl Engine {
             let env = BlockEnv {
                 cell: w.addr(cell),
                 slots: [(w.addr(slots[0]), slots[0]), (w.addr(slots[1]), slots[1])],
-                helpers: self.helpers,
-                call_conv: self.cg.call_conv(),
             };
             let listing = self.dump.then(|| Self::guest_listing(&plan));
             match self.cg.compile_block(
-                |b| translate::build(b, &plan, key.rip, env),
+                |b, adapters| translate::build(b, adapters, &plan, key.rip, env),
                 listing.as_deref(),
             ) {
                 Ok((addr, size)) => {

@@ -270,10 +270,7 @@ impl Translator<'_, '_> {
     }
 
     fn call_flags_helper(&mut self) -> Value {
-        let fa = self.imm64(self.env.helpers.flags);
-        let ctx = self.ctx;
-        let call = self.b.ins().call_indirect(self.sigs.flags, fa, &[ctx]);
-        self.b.inst_results(call)[0]
+        self.call_helper(crate::translate::Helper::Flags, &[])
     }
 
     fn merge_bits(&mut self, base: Value, mask: u64, bits: Value) -> Value {
@@ -513,7 +510,11 @@ impl Translator<'_, '_> {
         let v = self.b.ins().select(is_incdec, b, v);
         let either = self.b.ins().bor(is_add, is_sub);
         let v = self.b.ins().select(either, arith_c, v);
-        self.b.ins().band_imm_s(v, 1)
+        let cf = self.b.ins().band_imm_s(v, 1);
+        // Compute it here: five loads feed it, and a use only in later exits (INC keeps the
+        // carry) would otherwise keep them all alive through a loop.
+        self.b.ins().store(trusted(), cf, self.ctx, offsets::ctx::PIN);
+        cf
     }
 
     /// CF now, as an i64 0 or 1 (for ADC, SBB, INC, DEC).

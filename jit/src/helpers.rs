@@ -13,48 +13,36 @@ use cpu::{Fault, VmIo};
 
 use crate::ctx::JitCtx;
 use crate::engine::Engine;
-use crate::translate::{HelperAddrs, status};
+use crate::translate::status;
 
-/// Signature of `jit_load`.
-pub fn load_signature(cc: CallConv) -> Signature {
+/// Signature of a Rust helper taking `n` i64 arguments (the first is the context) and
+/// returning a status or value, in the host's C calling convention.
+pub fn rust_signature(cc: CallConv, n: usize) -> Signature {
     let mut s = Signature::new(cc);
-    s.params.extend([AbiParam::new(types::I64); 3]);
+    s.params.extend(std::iter::repeat_n(AbiParam::new(types::I64), n));
     s.returns.push(AbiParam::new(types::I64));
     s
 }
 
-/// Signature of `jit_store`.
-pub fn store_signature(cc: CallConv) -> Signature {
-    let mut s = Signature::new(cc);
-    s.params.extend([AbiParam::new(types::I64); 4]);
-    s.returns.push(AbiParam::new(types::I64));
+/// Signature of the adapter generated code calls for a helper of `n` arguments: Cranelift's
+/// `preserve_all` convention, so a call on a cold path clobbers no register of the hot path
+/// (the adapter saves what the Rust helper may clobber). It returns nothing: the adapter
+/// stores the helper's result in `JitCtx::helper_status`.
+pub fn adapter_signature(n: usize) -> Signature {
+    let mut s = Signature::new(CallConv::PreserveAll);
+    s.params.extend(std::iter::repeat_n(AbiParam::new(types::I64), n));
     s
 }
 
-/// Signature of `jit_flags`.
-pub fn flags_signature(cc: CallConv) -> Signature {
-    let mut s = Signature::new(cc);
-    s.params.push(AbiParam::new(types::I64));
-    s.returns.push(AbiParam::new(types::I64));
-    s
-}
-
-/// Signature of `jit_div`.
-pub fn div_signature(cc: CallConv) -> Signature {
-    let mut s = Signature::new(cc);
-    s.params.extend([AbiParam::new(types::I64); 5]);
-    s.returns.push(AbiParam::new(types::I64));
-    s
-}
-
-/// The helpers' addresses.
-pub fn addresses() -> HelperAddrs {
-    HelperAddrs {
-        load: jit_load as *const () as u64,
-        store: jit_store as *const () as u64,
-        flags: jit_flags as *const () as u64,
-        div: jit_div as *const () as u64,
-    }
+/// The Rust helpers: address and argument count, in `HelperAddrs` order (load, store,
+/// flags, div).
+pub fn rust_helpers() -> [(u64, usize); 4] {
+    [
+        (jit_load as *const () as u64, 3),
+        (jit_store as *const () as u64, 4),
+        (jit_flags as *const () as u64, 1),
+        (jit_div as *const () as u64, 5),
+    ]
 }
 
 /// The context, the engine and the I/O interface a helper works with.
@@ -102,8 +90,8 @@ extern "C" fn jit_store(ctx: *mut JitCtx, lin: u64, val: u64, info: u64) -> u64 
     let (c, eng, io) = unsafe { parts(ctx) };
     let size = (info & 0xff) as u32;
     match eng.store_slow(c, io, lin, size, info & (1 << 8) != 0, val) {
-        Ok(true) => status::SMC,
-        Ok(false) => status::OK,
+        Ok(true) => status::OK,
+        Ok(false) => status::INTERP,
         Err(f) => set_fault(c, f),
     }
 }

@@ -181,6 +181,7 @@ impl Vcpu for JitVcpu {
             ("blocks invalidated".into(), c.invalidated),
             ("page revalidations".into(), c.revalidations),
             ("faults".into(), s.faults),
+            ("stores left to interp".into(), s.interp_exits),
         ];
         let mut fb: Vec<(&String, &u64)> = s.fallbacks.iter().collect();
         fb.sort_by(|a, b| b.1.cmp(a.1));

@@ -420,6 +420,26 @@ impl Translator<'_, '_> {
         }
     }
 
+    /// Read the destination of a read-modify-write (memory: through the write TLB, so the
+    /// write needs no second probe).
+    pub fn read_rmw(&mut self, op: Opnd) -> (Value, Option<crate::tlb::Rmw>) {
+        match op.loc {
+            Loc::Mem { lin, ss } => {
+                let (v, r) = self.load_rmw(lin, op.size, ss);
+                (v, Some(r))
+            }
+            _ => (self.read(op), None),
+        }
+    }
+
+    /// Write the destination of a read-modify-write begun with `read_rmw`.
+    pub fn write_rmw(&mut self, op: Opnd, v: Value, rmw: Option<crate::tlb::Rmw>) {
+        match (op.loc, rmw) {
+            (Loc::Mem { lin, ss }, Some(r)) => self.store_rmw(lin, op.size, ss, v, r),
+            _ => self.write(op, v),
+        }
+    }
+
     /// Write an operand. Memory writes may fault, so lowerings write memory before they
     /// change any register.
     pub fn write(&mut self, op: Opnd, v: Value) {

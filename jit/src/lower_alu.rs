@@ -16,14 +16,14 @@ pub fn lower(t: &mut Translator, ins: &Insn) -> Flow {
     let dst = t.opnd(ins, 0, size);
     match m {
         Inc | Dec => {
-            let a = t.read(dst);
+            let (a, rmw) = t.read_rmw(dst);
             let cf = t.carry_i64();
             let r = if m == Inc {
                 t.b.ins().iadd_imm_s(a, 1)
             } else {
                 t.b.ins().iadd_imm_s(a, -1)
             };
-            t.write(dst, r);
+            t.write_rmw(dst, r, rmw);
             t.lazy = Lazy::IncDec {
                 dec: m == Dec,
                 size,
@@ -33,10 +33,10 @@ pub fn lower(t: &mut Translator, ins: &Insn) -> Flow {
             };
         }
         Neg => {
-            let a = t.read(dst);
+            let (a, rmw) = t.read_rmw(dst);
             let zero = t.imm(size, 0);
             let r = t.b.ins().isub(zero, a);
-            t.write(dst, r);
+            t.write_rmw(dst, r, rmw);
             t.lazy = Lazy::Arith {
                 op: ArithOp::Sub,
                 size,
@@ -46,14 +46,15 @@ pub fn lower(t: &mut Translator, ins: &Insn) -> Flow {
             };
         }
         Not => {
-            let a = t.read(dst);
+            let (a, rmw) = t.read_rmw(dst);
             let r = t.b.ins().bnot(a);
-            t.write(dst, r);
+            t.write_rmw(dst, r, rmw);
         }
         _ => {
             let src = t.opnd(ins, 1, size);
             let b = t.read(src);
-            let a = t.read(dst);
+            let writes = !matches!(m, Cmp | Test);
+            let (a, rmw) = if writes { t.read_rmw(dst) } else { (t.read(dst), None) };
             let (r, lazy) = match m {
                 Add => {
                     let r = t.b.ins().iadd(a, b);
@@ -106,8 +107,8 @@ pub fn lower(t: &mut Translator, ins: &Insn) -> Flow {
                     (r, Lazy::Logic { size, r })
                 }
             };
-            if !matches!(m, Cmp | Test) {
-                t.write(dst, r);
+            if writes {
+                t.write_rmw(dst, r, rmw);
             }
             t.lazy = lazy;
         }

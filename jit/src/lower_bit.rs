@@ -48,7 +48,7 @@ pub fn lower(t: &mut Translator, ins: &Insn) -> Flow {
     } else {
         t.imm(size, i.immediate(1) & u64::from(bits - 1))
     };
-    let v = t.read(dst);
+    let (v, rmw) = if m == Mnemonic::Bt { (t.read(dst), None) } else { t.read_rmw(dst) };
     let one = t.imm(size, 1);
     let mask = t.b.ins().ishl(one, bit);
     let shifted = t.b.ins().ushr(v, bit);
@@ -64,7 +64,7 @@ pub fn lower(t: &mut Translator, ins: &Insn) -> Flow {
         _ => None,
     };
     if let Some(out) = out {
-        t.write(dst, out);
+        t.write_rmw(dst, out, rmw);
     }
     t.patch_flags(CF, cf);
     Flow::Next

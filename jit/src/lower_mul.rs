@@ -117,12 +117,7 @@ fn lower_div(t: &mut Translator, ins: &Insn, size: u32) -> Flow {
     let hi = t.zext64(hi, size.max(2));
     let signed = ins.i.mnemonic() == Mnemonic::Idiv;
     let info = t.imm64(u64::from(size) | if signed { 1 << 8 } else { 0 });
-    let helper = t.imm64(t.env.helpers.div);
-    let ctx = t.ctx;
-    let call =
-        t.b.ins()
-            .call_indirect(t.sigs.div, helper, &[ctx, lo, hi, d, info]);
-    let st = t.b.inst_results(call)[0];
+    let st = t.call_helper(crate::translate::Helper::Div, &[lo, hi, d, info]);
     let fault = t.fault_exit();
     let ok = t.b.create_block();
     t.b.ins().brif(st, fault, &[], ok, &[]);
@@ -130,13 +125,13 @@ fn lower_div(t: &mut Translator, ins: &Insn, size: u32) -> Flow {
     let q = t.b.ins().load(
         types::I64,
         crate::translate::trusted(),
-        ctx,
+        t.ctx,
         crate::offsets::ctx::HELPER_VAL,
     );
     let r = t.b.ins().load(
         types::I64,
         crate::translate::trusted(),
-        ctx,
+        t.ctx,
         crate::offsets::ctx::HELPER_VAL2,
     );
     if size == 1 {

@@ -40,7 +40,7 @@ pub fn lower(t: &mut Translator, ins: &Insn) -> Flow {
     let bits = size * 8;
     let dst = t.opnd(ins, 0, size);
     let count = (i.immediate(1) as u32 & 0xff) & if size == 8 { 0x3f } else { 0x1f };
-    let a = t.read(dst);
+    let (a, rmw) = t.read_rmw(dst);
     if count == 0 {
         // No flag and no value changes, but a register destination is still written (a
         // 32-bit register gets its upper half cleared); memory is only read.
@@ -91,7 +91,7 @@ pub fn lower(t: &mut Translator, ins: &Insn) -> Flow {
                     (r, cf, zero64)
                 }
             };
-            t.write(dst, r);
+            t.write_rmw(dst, r, rmw);
             t.lazy = Lazy::Shift { size, r, cf, of };
         }
         _ => {
@@ -109,7 +109,7 @@ pub fn lower(t: &mut Translator, ins: &Insn) -> Flow {
                 let next = t.bit64(r, bits - 2, size);
                 (msb, t.b.ins().bxor(msb, next))
             };
-            t.write(dst, r);
+            t.write_rmw(dst, r, rmw);
             t.set_cf_of(cf, of);
         }
     }

@@ -33,11 +33,11 @@ pub fn lower(t: &mut Translator, ins: &Insn) -> Flow {
         Mnemonic::Xadd => {
             let dst = t.opnd(ins, 0, size);
             let src = t.opnd(ins, 1, size);
-            let a = t.read(dst);
+            let (a, rmw) = t.read_rmw(dst);
             let b = t.read(src);
             let sum = t.b.ins().iadd(a, b);
             if let Loc::Mem { .. } = dst.loc {
-                t.write(dst, sum);
+                t.write_rmw(dst, sum, rmw);
                 t.write(src, a);
             } else {
                 // SRC <- DEST, then DEST <- sum: with the same register twice, the sum wins.
@@ -57,7 +57,7 @@ pub fn lower(t: &mut Translator, ins: &Insn) -> Flow {
             let dst = t.opnd(ins, 0, size);
             let src = t.opnd(ins, 1, size);
             let new = t.read(src);
-            let d = t.read(dst);
+            let (d, rmw) = t.read_rmw(dst);
             let acc = t.get_reg(gpr::RAX as u8, false, size);
             let r = t.b.ins().isub(acc, d);
             let eq = t.b.ins().icmp(IntCC::Equal, acc, d);
@@ -68,7 +68,7 @@ pub fn lower(t: &mut Translator, ins: &Insn) -> Flow {
                 Loc::Mem { .. } => {
                     // The destination is written either way (the old value on a failure).
                     let stored = t.b.ins().select(eq, new, d);
-                    t.write(dst, stored);
+                    t.write_rmw(dst, stored, rmw);
                     t.set_gpr(gpr::RAX, rax_new);
                 }
                 Loc::Reg { n, high } => {

@@ -55,8 +55,12 @@ pub mod ctx {
     pub const EXIT_SLOT: i32 = offset_of!(JitCtx, exit_slot) as i32;
     /// `helper_val`.
     pub const HELPER_VAL: i32 = offset_of!(JitCtx, helper_val) as i32;
+    /// `helper_status`.
+    pub const HELPER_STATUS: i32 = offset_of!(JitCtx, helper_status) as i32;
     /// `helper_val2`.
     pub const HELPER_VAL2: i32 = offset_of!(JitCtx, helper_val2) as i32;
+    /// `pin`.
+    pub const PIN: i32 = offset_of!(JitCtx, pin) as i32;
     /// `fault_vector`.
     pub const FAULT_VECTOR: i32 = offset_of!(JitCtx, fault_vector) as i32;
     /// `fault_code`.

@@ -17,7 +17,7 @@ use cpu::{Fault, VmIo};
 use crate::ctx::{JitCtx, TlbSlot};
 use crate::engine::Engine;
 use crate::offsets::{self, TLB_ENTRIES};
-use crate::translate::{Translator, status, trusted, ty};
+use crate::translate::{Helper, Translator, status, trusted, ty};
 
 /// Flags for guest memory accesses through the TLB: the fast path only dereferences host
 /// pointers to mapped guest RAM, so they cannot trap; they need not be aligned.
@@ -30,9 +30,18 @@ fn info(size: u32, ss: bool) -> u64 {
     u64::from(size) | if ss { 1 << 8 } else { 0 }
 }
 
+/// A read-modify-write access in progress: whether the write TLB mapped the page, and the
+/// host address it gave.
+#[derive(Clone, Copy, Debug)]
+pub struct Rmw {
+    hit: Value,
+    host: Value,
+}
+
 impl Translator<'_, '_> {
     /// Probe a TLB (`base`: `offsets::ctx::RTLB` or `WTLB`): the entry address and whether
-    /// it maps the whole access.
+    /// it maps the whole access (a tag match on the page of the access's last byte also
+    /// rejects accesses that cross into the next page).
     fn tlb_probe(&mut self, lin: Value, size: u32, base: i32) -> (Value, Value) {
         let last = if size > 1 {
             self.b.ins().iadd_imm_s(lin, i64::from(size - 1))
@@ -40,9 +49,12 @@ impl Translator<'_, '_> {
             lin
         };
         let want = self.b.ins().band_imm_s(last, !0xfff);
-        let page = self.b.ins().ushr_imm_s(lin, 12);
-        let idx = self.b.ins().band_imm_s(page, (TLB_ENTRIES - 1) as i64);
-        let off = self.b.ins().ishl_imm_s(idx, offsets::TLB_SLOT_SHIFT);
+        // Entry offset: the page number's low bits, scaled by the entry size, in two steps.
+        let sh = self.b.ins().ushr_imm_s(lin, 12 - offsets::TLB_SLOT_SHIFT);
+        let off = self
+            .b
+            .ins()
+            .band_imm_s(sh, ((TLB_ENTRIES - 1) << offsets::TLB_SLOT_SHIFT) as i64);
         let ent = self.b.ins().iadd(self.ctx, off);
         let tag = self
             .b
@@ -50,6 +62,21 @@ impl Translator<'_, '_> {
             .load(types::I64, trusted(), ent, base + offsets::TLB_TAG);
         let hit = self.b.ins().icmp(IntCC::Equal, tag, want);
         (ent, hit)
+    }
+
+    /// The load slow path: the helper's value, or the instruction's fault exit.
+    fn load_miss(&mut self, lin: Value, size: u32, ss: bool) -> Value {
+        let inf = self.imm64(info(size, ss));
+        let st = self.call_helper(Helper::Load, &[lin, inf]);
+        let ok = self.b.create_block();
+        let fault = self.fault_exit();
+        self.b.ins().brif(st, fault, &[], ok, &[]);
+        self.b.switch_to_block(ok);
+        let x64 = self
+            .b
+            .ins()
+            .load(types::I64, trusted(), self.ctx, offsets::ctx::HELPER_VAL);
+        self.trunc(x64, size)
     }
 
     /// Load `size` bytes at linear address `lin` (faults leave through the instruction's
@@ -75,27 +102,29 @@ impl Translator<'_, '_> {
 
         self.b.set_cold_block(miss_blk);
         self.b.switch_to_block(miss_blk);
-        let helper = self.imm64(self.env.helpers.load);
-        let inf = self.imm64(info(size, ss));
-        let ctx = self.ctx;
-        let call = self
-            .b
-            .ins()
-            .call_indirect(self.sigs.load, helper, &[ctx, lin, inf]);
-        let st = self.b.inst_results(call)[0];
-        let ok = self.b.create_block();
-        let fault = self.fault_exit();
-        self.b.ins().brif(st, fault, &[], ok, &[]);
-        self.b.switch_to_block(ok);
-        let x64 = self
-            .b
-            .ins()
-            .load(types::I64, trusted(), self.ctx, offsets::ctx::HELPER_VAL);
-        let x = self.trunc(x64, size);
+        let x = self.load_miss(lin, size, ss);
         self.b.ins().jump(join, &Self::arg(x));
 
         self.b.switch_to_block(join);
         v
+    }
+
+    /// The store slow path: done, or the instruction's fault exit, or its exit to the
+    /// interpreter (a store into translated code or to a device).
+    fn store_miss(&mut self, lin: Value, size: u32, ss: bool, v: Value, done: cranelift_codegen::ir::Block) {
+        let inf = self.imm64(info(size, ss));
+        let v64 = self.zext64(v, size);
+        let st = self.call_helper(Helper::Store, &[lin, v64, inf]);
+        let not_ok = self.b.create_block();
+        self.b.ins().brif(st, not_ok, &[], done, &[]);
+        self.b.switch_to_block(not_ok);
+        let is_fault = self
+            .b
+            .ins()
+            .icmp_imm_s(IntCC::Equal, st, status::FAULT as i64);
+        let fault = self.fault_exit();
+        let interp = self.interp_exit();
+        self.b.ins().brif(is_fault, fault, &[], interp, &[]);
     }
 
     /// Store `size` bytes of `v` at linear address `lin`.
@@ -104,7 +133,6 @@ impl Translator<'_, '_> {
         let hit_blk = self.b.create_block();
         let miss_blk = self.b.create_block();
         let join = self.b.create_block();
-        let smc = self.b.append_block_param(join, types::I8);
         self.b.ins().brif(hit, hit_blk, &[], miss_blk, &[]);
 
         self.b.switch_to_block(hit_blk);
@@ -116,39 +144,63 @@ impl Translator<'_, '_> {
         );
         let host = self.b.ins().iadd(lin, addend);
         self.b.ins().store(guest(), v, host, 0);
-        let no = self.b.ins().iconst(types::I8, 0);
-        self.b.ins().jump(join, &Self::arg(no));
+        self.b.ins().jump(join, &[]);
 
         self.b.set_cold_block(miss_blk);
         self.b.switch_to_block(miss_blk);
-        let helper = self.imm64(self.env.helpers.store);
-        let inf = self.imm64(info(size, ss));
-        let v64 = self.zext64(v, size);
-        let ctx = self.ctx;
-        let call = self
-            .b
-            .ins()
-            .call_indirect(self.sigs.store, helper, &[ctx, lin, v64, inf]);
-        let st = self.b.inst_results(call)[0];
-        let is_fault = self
-            .b
-            .ins()
-            .icmp_imm_s(IntCC::Equal, st, status::FAULT as i64);
-        let ok = self.b.create_block();
-        let fault = self.fault_exit();
-        self.b.ins().brif(is_fault, fault, &[], ok, &[]);
-        self.b.switch_to_block(ok);
-        let is_smc = self
-            .b
-            .ins()
-            .icmp_imm_s(IntCC::Equal, st, status::SMC as i64);
-        self.b.ins().jump(join, &Self::arg(is_smc));
+        self.store_miss(lin, size, ss, v, join);
 
         self.b.switch_to_block(join);
-        self.smc = Some(match self.smc {
-            Some(prev) => self.b.ins().bor(prev, smc),
-            None => smc,
-        });
+    }
+
+    /// The load of a read-modify-write: probes the write TLB, so the store that follows
+    /// (`store_rmw`) needs no second probe when the page is writable RAM.
+    pub fn load_rmw(&mut self, lin: Value, size: u32, ss: bool) -> (Value, Rmw) {
+        let (ent, hit) = self.tlb_probe(lin, size, offsets::ctx::WTLB);
+        let hit_blk = self.b.create_block();
+        let miss_blk = self.b.create_block();
+        let join = self.b.create_block();
+        let v = self.b.append_block_param(join, ty(size));
+        let host = self.b.append_block_param(join, types::I64);
+        let was_hit = self.b.append_block_param(join, types::I8);
+        self.b.ins().brif(hit, hit_blk, &[], miss_blk, &[]);
+
+        self.b.switch_to_block(hit_blk);
+        let addend = self.b.ins().load(
+            types::I64,
+            trusted(),
+            ent,
+            offsets::ctx::WTLB + offsets::TLB_ADDEND,
+        );
+        let h = self.b.ins().iadd(lin, addend);
+        let x = self.b.ins().load(ty(size), guest(), h, 0);
+        let yes = self.b.ins().iconst(types::I8, 1);
+        self.b.ins().jump(join, &[x.into(), h.into(), yes.into()]);
+
+        self.b.set_cold_block(miss_blk);
+        self.b.switch_to_block(miss_blk);
+        let x = self.load_miss(lin, size, ss);
+        let no = self.b.ins().iconst(types::I8, 0);
+        self.b.ins().jump(join, &[x.into(), lin.into(), no.into()]);
+
+        self.b.switch_to_block(join);
+        (v, Rmw { hit: was_hit, host })
+    }
+
+    /// The store of a read-modify-write started with `load_rmw`.
+    pub fn store_rmw(&mut self, lin: Value, size: u32, ss: bool, v: Value, rmw: Rmw) {
+        let fast = self.b.create_block();
+        let slow = self.b.create_block();
+        let join = self.b.create_block();
+        self.b.ins().brif(rmw.hit, fast, &[], slow, &[]);
+        self.b.switch_to_block(fast);
+        self.b.ins().store(guest(), v, rmw.host, 0);
+        self.b.ins().jump(join, &[]);
+        self.b.set_cold_block(slow);
+        self.b.switch_to_block(slow);
+        self.store_mem(lin, size, ss, v);
+        self.b.ins().jump(join, &[]);
+        self.b.switch_to_block(join);
     }
 }
 
@@ -207,8 +259,10 @@ impl Engine {
         Ok(u64::from_le_bytes(buf))
     }
 
-    /// The slow path of a store. Returns whether translated code was invalidated (or a
-    /// device was written, which may have written memory by DMA): the block must then leave.
+    /// The slow path of a store. Returns whether the store was done (`true`), or must be
+    /// left to the interpreter (`false`): it overwrites translated code (those blocks are
+    /// invalidated now, so the interpreter's store leaves none stale) or goes to a device
+    /// (which may write guest memory by DMA: the code epoch is bumped).
     pub fn store_slow(
         &mut self,
         ctx: &mut JitCtx,
@@ -221,43 +275,49 @@ impl Engine {
         canonical_access(lin, size, ss)?;
         self.stats.tlb_miss_write += 1;
         if crosses_page(lin, size) {
-            self.interp.write_linear(io, lin, size, v)?;
+            // Translate both pages (faults first, as the interpreter does) before writing.
             let second = (lin | 0xfff).wrapping_add(1);
             let n1 = second - lin;
-            let mut smc = false;
-            for (a, n) in [(lin, n1), (second, u64::from(size) - n1)] {
-                if let Ok(e) = self.interp.translate(a, Access::Read) {
-                    smc |= self.cache.invalidate_range(ctx, e.phys | (a & 0xfff), n);
-                    if e.host.is_null() {
-                        ctx.code_epoch += 1;
-                        smc = true;
-                    }
+            let e1 = self.interp.translate(lin, Access::Write)?;
+            let e2 = self.interp.translate(second, Access::Write)?;
+            let mut leave = false;
+            for (e, a, n) in [(e1, lin, n1), (e2, second, u64::from(size) - n1)] {
+                if e.host.is_null() {
+                    ctx.code_epoch += 1;
+                    leave = true;
+                } else {
+                    leave |= self.cache.invalidate_range(ctx, e.phys | (a & 0xfff), n);
                 }
             }
-            return Ok(smc);
+            if leave {
+                return Ok(false);
+            }
+            self.interp.write_linear(io, lin, size, v)?;
+            return Ok(true);
         }
         let e = self.interp.translate(lin, Access::Write)?;
         if e.host.is_null() {
             self.stats.mmio += 1;
-            self.interp.write_linear(io, lin, size, v)?;
-            // A device may have written guest memory (DMA) during the access.
             ctx.code_epoch += 1;
-            return Ok(true);
-        }
-        if e.is_rom() {
             return Ok(false);
         }
+        if e.is_rom() {
+            return Ok(true);
+        }
         let phys = e.phys | (lin & 0xfff);
-        let bytes = v.to_le_bytes();
-        self.interp.ram().write(phys, &bytes[..size as usize]);
         if self.cache.is_code_page(e.phys) {
             self.stats.code_page_writes += 1;
-            return Ok(self.cache.invalidate_range(ctx, phys, u64::from(size)));
+            if self.cache.invalidate_range(ctx, phys, u64::from(size)) {
+                return Ok(false);
+            }
+        } else {
+            let k = index(lin);
+            ctx.wtlb[k] = slot_for(lin, e.host);
+            self.wtlb_phys[k] = e.phys;
         }
-        let k = index(lin);
-        ctx.wtlb[k] = slot_for(lin, e.host);
-        self.wtlb_phys[k] = e.phys;
-        Ok(false)
+        let bytes = v.to_le_bytes();
+        self.interp.ram().write(phys, &bytes[..size as usize]);
+        Ok(true)
     }
 
     /// Drop the write-TLB entries that map guest-physical page `page` (it now holds code).

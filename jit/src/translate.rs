@@ -20,7 +20,8 @@
 //! function: registers stay in host registers across iterations.
 
 use cranelift_codegen::ir::{
-    Block, BlockArg, InstBuilder, MemFlagsData, SigRef, Type, Value, condcodes::IntCC, types,
+    Block, BlockArg, FuncRef, InstBuilder, MemFlagsData, SigRef, Type, Value, condcodes::IntCC,
+    types,
 };
 use cranelift_frontend::{FunctionBuilder, Variable};
 use iced_x86::{Decoder, DecoderOptions, Instruction, Mnemonic};
@@ -39,6 +40,9 @@ pub mod exit {
     pub const FAULT: u64 = 1;
     /// The block's page must be revalidated; nothing was executed.
     pub const REVALIDATE: u64 = 2;
+    /// Run the instruction at `CpuState::rip` on the interpreter (the state is as before it):
+    /// it stores into translated code (already invalidated) or to a device.
+    pub const INTERP: u64 = 3;
 }
 
 /// Helper status codes (returned by `helpers.rs`).
@@ -47,8 +51,9 @@ pub mod status {
     pub const OK: u64 = 0;
     /// A fault is pending in the context.
     pub const FAULT: u64 = 1;
-    /// Done, and translated code was invalidated: leave the block after this instruction.
-    pub const SMC: u64 = 2;
+    /// Not done: the store would overwrite translated code (now invalidated) or goes to a
+    /// device; leave the block before this instruction and run it on the interpreter.
+    pub const INTERP: u64 = 2;
 }
 
 /// One decoded guest instruction.
@@ -117,7 +122,8 @@ pub fn decode(bytes: &[u8], rip: u64) -> Plan {
     }
 }
 
-/// Addresses of the extern "C" helpers generated code calls.
+/// Addresses of the helper adapters generated code calls (`preserve_all` functions that
+/// call the Rust helpers in `helpers.rs` and leave their result in `JitCtx::helper_status`).
 #[derive(Clone, Copy, Debug)]
 pub struct HelperAddrs {
     /// `jit_load(ctx, lin, info) -> status`.
@@ -130,6 +136,19 @@ pub struct HelperAddrs {
     pub div: u64,
 }
 
+/// The helpers generated code calls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Helper {
+    /// Load slow path.
+    Load,
+    /// Store slow path.
+    Store,
+    /// Flags materialization.
+    Flags,
+    /// Divide.
+    Div,
+}
+
 /// What the cache provides for one block.
 #[derive(Clone, Copy, Debug)]
 pub struct BlockEnv {
@@ -137,24 +156,14 @@ pub struct BlockEnv {
     pub cell: u64,
     /// Address and word id of the block's two chaining slots.
     pub slots: [(u64, u32); 2],
-    /// Helper addresses.
-    pub helpers: HelperAddrs,
-    /// The host's C calling convention (for helper calls).
-    pub call_conv: cranelift_codegen::isa::CallConv,
 }
 
-/// Signatures of the calls generated code makes.
+/// The functions generated code calls.
 #[derive(Clone, Copy, Debug)]
 pub struct Sigs {
-    /// Load helper.
-    pub load: SigRef,
-    /// Store helper.
-    pub store: SigRef,
-    /// Flags helper.
-    pub flags: SigRef,
-    /// Divide helper.
-    pub div: SigRef,
-    /// Block functions (tail calls).
+    /// The helper adapters: load, store, flags, div.
+    pub adapter: [FuncRef; 4],
+    /// Signature of block functions (tail calls).
     pub block: SigRef,
 }
 
@@ -204,10 +213,8 @@ pub struct Translator<'a, 'b> {
     start: u64,
     looping: Looping,
     fault_blk: Option<Block>,
+    interp_blk: Option<Block>,
     pending_faults: Vec<PendingFault>,
-    /// Set by a store miss path that invalidated code: the join value to test after the
-    /// current instruction.
-    pub smc: Option<Value>,
     /// Call signatures.
     pub sigs: Sigs,
     /// The environment.
@@ -230,16 +237,13 @@ fn self_loop(plan: &Plan, start: u64) -> bool {
 }
 
 /// Build the IR of `plan` (at least one instruction) starting at `start`.
-pub fn build(b: &mut FunctionBuilder, plan: &Plan, start: u64, env: BlockEnv) {
+pub fn build(b: &mut FunctionBuilder, adapters: &[FuncRef], plan: &Plan, start: u64, env: BlockEnv) {
     let entry = b.create_block();
     b.append_block_params_for_function_params(entry);
     b.switch_to_block(entry);
     let ctx = b.block_params(entry)[0];
     let sigs = Sigs {
-        load: b.import_signature(crate::helpers::load_signature(env.call_conv)),
-        store: b.import_signature(crate::helpers::store_signature(env.call_conv)),
-        flags: b.import_signature(crate::helpers::flags_signature(env.call_conv)),
-        div: b.import_signature(crate::helpers::div_signature(env.call_conv)),
+        adapter: [adapters[0], adapters[1], adapters[2], adapters[3]],
         block: b.import_signature(crate::codegen::block_signature()),
     };
     let n = plan.insns.len() as i64;
@@ -301,8 +305,8 @@ pub fn build(b: &mut FunctionBuilder, plan: &Plan, start: u64, env: BlockEnv) {
             Looping::No
         },
         fault_blk: None,
+        interp_blk: None,
         pending_faults: Vec::new(),
-        smc: None,
         sigs,
         env,
         next_slot: 0,
@@ -339,6 +343,7 @@ pub fn build(b: &mut FunctionBuilder, plan: &Plan, start: u64, env: BlockEnv) {
 #[derive(Clone, Copy, Debug)]
 struct PendingFault {
     blk: Block,
+    code: u64,
     dirty: u16,
     lazy: Lazy,
     ip: u64,
@@ -382,23 +387,11 @@ impl Translator<'_, '_> {
             self.ip = ins.i.ip();
             self.next_ip = ins.i.next_ip();
             self.fault_blk = None;
-            self.smc = None;
+            self.interp_blk = None;
             if crate::lower::lower(self, ins) == crate::lower::Flow::End {
                 return true;
             }
             self.done += 1;
-            if let Some(smc) = self.smc.take() {
-                // A store invalidated translated code (maybe this block's): leave now.
-                let cont = self.b.create_block();
-                let leave = self.b.create_block();
-                self.b.ins().brif(smc, leave, &[], cont, &[]);
-                self.b.set_cold_block(leave);
-                self.b.switch_to_block(leave);
-                let next = self.next_ip;
-                let done = self.done;
-                self.exit_to_run_loop(next, done);
-                self.b.switch_to_block(cont);
-            }
         }
         false
     }
@@ -524,6 +517,23 @@ impl Translator<'_, '_> {
         }
     }
 
+    // ---- helpers --------------------------------------------------------------------------
+
+    /// Call a helper (its `preserve_all` adapter) with `args` after the context; returns what
+    /// it returned.
+    pub fn call_helper(&mut self, h: Helper, args: &[Value]) -> Value {
+        let f = match h {
+            Helper::Load => self.sigs.adapter[0],
+            Helper::Store => self.sigs.adapter[1],
+            Helper::Flags => self.sigs.adapter[2],
+            Helper::Div => self.sigs.adapter[3],
+        };
+        let mut all = vec![self.ctx];
+        all.extend_from_slice(args);
+        self.b.ins().call(f, &all);
+        self.b.ins().load(types::I64, trusted(), self.ctx, offsets::ctx::HELPER_STATUS)
+    }
+
     // ---- exits ----------------------------------------------------------------------------
 
     fn store_ctx(&mut self, v: Value, off: i32) {
@@ -570,16 +580,32 @@ impl Translator<'_, '_> {
         if let Some(blk) = self.fault_blk {
             return blk;
         }
+        let blk = self.before_exit(exit::FAULT);
+        self.fault_blk = Some(blk);
+        blk
+    }
+
+    /// The exit that leaves the current instruction to the interpreter (state as before it).
+    pub fn interp_exit(&mut self) -> Block {
+        if let Some(blk) = self.interp_blk {
+            return blk;
+        }
+        let blk = self.before_exit(exit::INTERP);
+        self.interp_blk = Some(blk);
+        blk
+    }
+
+    fn before_exit(&mut self, code: u64) -> Block {
         let blk = self.b.create_block();
         self.b.set_cold_block(blk);
         self.pending_faults.push(PendingFault {
             blk,
+            code,
             dirty: self.dirty,
             lazy: self.lazy,
             ip: self.ip,
             done: self.done,
         });
-        self.fault_blk = Some(blk);
         blk
     }
 
@@ -592,7 +618,7 @@ impl Translator<'_, '_> {
             let r = self.imm64(p.ip);
             self.b.ins().store(trusted(), r, self.st, offsets::RIP);
             self.store_budget(p.done);
-            self.ret(exit::FAULT);
+            self.ret(p.code);
         }
     }
 
@@ -684,22 +710,18 @@ impl Translator<'_, '_> {
         self.ret(exit::NEXT);
     }
 
-    /// Go round the loop again if the budget and the page's validity allow, else leave for
-    /// the run loop at the block's start.
+    /// Go round the loop again if the budget allows, else leave for the run loop at the
+    /// block's start. (The page's validity cannot change while the block runs: every helper
+    /// that may change it makes the block leave.)
     fn back_edge(&mut self, hdr: Block) {
-        let cell_addr = self.imm64(self.env.cell);
-        let cell = self.b.ins().load(types::I64, trusted(), cell_addr, 0);
-        let epoch = self
+        let bud = self.b.use_var(self.bud);
+        let more = self
             .b
             .ins()
-            .load(types::I64, trusted(), self.ctx, offsets::ctx::CODE_EPOCH);
-        let valid = self.b.ins().icmp(IntCC::Equal, cell, epoch);
-        let bud = self.b.use_var(self.bud);
-        let more = self.b.ins().icmp_imm_s(IntCC::SignedGreaterThan, bud, 0);
-        let go_on = self.b.ins().band(valid, more);
+            .icmp_imm_s(IntCC::SignedGreaterThan, bud, 0);
         let again = self.b.create_block();
         let leave = self.b.create_block();
-        self.b.ins().brif(go_on, again, &[], leave, &[]);
+        self.b.ins().brif(more, again, &[], leave, &[]);
         self.b.set_cold_block(leave);
         self.b.switch_to_block(leave);
         let start = self.start;
@@ -708,7 +730,6 @@ impl Translator<'_, '_> {
         self.b.switch_to_block(again);
         let nb = self.b.ins().iadd_imm_s(bud, -self.n);
         self.b.def_var(self.bud, nb);
-        count_block(self.b, self.ctx);
         self.b.ins().jump(hdr, &[]);
     }
 
