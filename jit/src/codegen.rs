@@ -16,17 +16,18 @@ use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{FuncId, Module, default_libcall_names};
 
 use crate::JitError;
-use crate::translate::HelperAddrs;
 use crate::codemem::CodeArena;
+use crate::translate::HelperAddrs;
 
 /// Code space per generation. When it fills, the engine drops every block and starts over.
 pub const ARENA_SIZE: usize = 64 << 20;
 
-/// The block function signature: `(ctx) -> exit code`, tail calling convention so a block
-/// can jump into the next one with `return_call_indirect`.
+/// The block function signature: `(ctx, budget, blocks) -> exit code`, tail calling
+/// convention so a block can jump into the next one with `return_call_indirect`, passing the
+/// instruction budget and the block counter in registers.
 pub fn block_signature() -> Signature {
     let mut sig = Signature::new(CallConv::Tail);
-    sig.params.push(AbiParam::new(types::I64));
+    sig.params.extend([AbiParam::new(types::I64); 3]);
     sig.returns.push(AbiParam::new(types::I64));
     sig
 }
@@ -100,7 +101,12 @@ impl Codegen {
             fctx: FunctionBuilderContext::new(),
             used,
             trampoline: 0,
-            adapters: HelperAddrs { load: 0, store: 0, flags: 0, div: 0 },
+            adapters: HelperAddrs {
+                load: 0,
+                store: 0,
+                flags: 0,
+                div: 0,
+            },
             adapter_ids: Vec::new(),
             last_id: None,
             functions: 0,
@@ -117,7 +123,12 @@ impl Codegen {
         let store = addr(&mut cg, store)?;
         let flags = addr(&mut cg, flags)?;
         let div = addr(&mut cg, div)?;
-        cg.adapters = HelperAddrs { load, store, flags, div };
+        cg.adapters = HelperAddrs {
+            load,
+            store,
+            flags,
+            div,
+        };
         cg.adapter_ids = ids;
         Ok(cg)
     }
@@ -151,7 +162,14 @@ impl Codegen {
                 let ctx = b.block_params(entry)[0];
                 let func = b.block_params(entry)[1];
                 let tail = b.import_signature(block_signature());
-                let call = b.ins().call_indirect(tail, func, &[ctx]);
+                let flags = MemFlagsData::trusted();
+                let budget = b
+                    .ins()
+                    .load(types::I64, flags, ctx, crate::offsets::ctx::BUDGET);
+                let blocks = b
+                    .ins()
+                    .load(types::I64, flags, ctx, crate::offsets::ctx::BLOCKS);
+                let call = b.ins().call_indirect(tail, func, &[ctx, budget, blocks]);
                 let r = b.inst_results(call)[0];
                 b.ins().return_(&[r]);
             },
@@ -175,7 +193,12 @@ impl Codegen {
                 let callee = b.ins().iconst(types::I64, addr as i64);
                 let call = b.ins().call_indirect(sig, callee, &args);
                 let r = b.inst_results(call)[0];
-                b.ins().store(MemFlagsData::trusted(), r, args[0], crate::offsets::ctx::HELPER_STATUS);
+                b.ins().store(
+                    MemFlagsData::trusted(),
+                    r,
+                    args[0],
+                    crate::offsets::ctx::HELPER_STATUS,
+                );
                 b.ins().return_(&[]);
             },
             None,

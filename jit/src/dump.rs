@@ -8,7 +8,10 @@ pub fn print(guest: &str, ir: &str, host: &[u8], addr: u64, index: u64) {
     let mut out = String::new();
     // `index` counts the generation's functions (the trampoline is 1): profilers that name
     // JIT code `.LfnN` use the module's function ids, which are `index - 1`.
-    out.push_str(&format!("=== vx JIT block (function {index}, id {:#x}) ===\n--- guest ---\n", index.saturating_sub(1)));
+    out.push_str(&format!(
+        "=== vx JIT block (function {index}, id {:#x}) ===\n--- guest ---\n",
+        index.saturating_sub(1)
+    ));
     out.push_str(guest);
     out.push_str("--- Cranelift IR ---\n");
     out.push_str(ir);

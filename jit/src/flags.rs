@@ -60,7 +60,8 @@ pub enum Lazy {
         /// Result.
         r: Value,
     },
-    /// INC or DEC of `a` giving `r`; CF is preserved from before (`cf`, i64 0 or 1).
+    /// INC or DEC of `a` giving `r`; CF is preserved from before (`cf`, i64 0 or 1, or
+    /// `None`: the carry of the dynamic record in the context, computed only if needed).
     IncDec {
         /// DEC.
         dec: bool,
@@ -70,8 +71,8 @@ pub enum Lazy {
         a: Value,
         /// Result.
         r: Value,
-        /// The preserved carry (i64).
-        cf: Value,
+        /// The preserved carry (i64), or `None` for the dynamic record's.
+        cf: Option<Value>,
     },
     /// A shift giving `r`, with CF and OF computed (i64 0 or 1); AF clear.
     Shift {
@@ -135,7 +136,13 @@ pub fn values(l: &Lazy) -> Vec<Value> {
         Lazy::Exact(v) => vec![v],
         Lazy::Arith { a, b, r, .. } => vec![a, b, r],
         Lazy::Logic { r, .. } => vec![r],
-        Lazy::IncDec { a, r, cf, .. } => vec![a, r, cf],
+        Lazy::IncDec { a, r, cf, .. } => {
+            vec![
+                a,
+                r,
+                cf.expect("loop back edges normalize the record first"),
+            ]
+        }
         Lazy::Shift { r, cf, of, .. } => vec![r, cf, of],
         Lazy::PatchDyn { bits, .. } => vec![bits],
     }
@@ -159,7 +166,7 @@ pub fn rebuild(s: Shape, v: &[Value]) -> Lazy {
             size,
             a: v[0],
             r: v[1],
-            cf: v[2],
+            cf: Some(v[2]),
         },
         Shape::Shift(size) => Lazy::Shift {
             size,
@@ -392,7 +399,11 @@ impl Translator<'_, '_> {
                 self.msb(c)
             }
             Lazy::Logic { .. } => self.bool_const(false),
-            Lazy::IncDec { cf, .. } | Lazy::Shift { cf, .. } => self.i64_is_set(cf),
+            Lazy::IncDec { cf: Some(cf), .. } | Lazy::Shift { cf, .. } => self.i64_is_set(cf),
+            Lazy::IncDec { cf: None, .. } => {
+                let c = self.dynamic_carry();
+                self.i64_is_set(c)
+            }
             Lazy::PatchDyn { mask, bits } if mask & CF != 0 => self.bit_of(bits, CF),
             Lazy::PatchDyn { .. } => {
                 let c = self.dynamic_carry();
@@ -510,11 +521,40 @@ impl Translator<'_, '_> {
         let v = self.b.ins().select(is_incdec, b, v);
         let either = self.b.ins().bor(is_add, is_sub);
         let v = self.b.ins().select(either, arith_c, v);
-        let cf = self.b.ins().band_imm_s(v, 1);
-        // Compute it here: five loads feed it, and a use only in later exits (INC keeps the
-        // carry) would otherwise keep them all alive through a loop.
-        self.b.ins().store(trusted(), cf, self.ctx, offsets::ctx::PIN);
-        cf
+        self.b.ins().band_imm_s(v, 1)
+    }
+
+    /// Prepare the record for a loop's variables: compute a pending dynamic carry, and pin
+    /// the carry values (store them, so they are computed before the loop: a use only in
+    /// the loop's exits would otherwise keep all their inputs alive through it).
+    pub fn normalize_for_loop(&mut self) {
+        if let Lazy::IncDec {
+            dec,
+            size,
+            a,
+            r,
+            cf: None,
+        } = self.lazy
+        {
+            let cf = Some(self.dynamic_carry());
+            self.lazy = Lazy::IncDec {
+                dec,
+                size,
+                a,
+                r,
+                cf,
+            };
+        }
+        let pin = match self.lazy {
+            Lazy::IncDec { cf: Some(cf), .. } | Lazy::Shift { cf, .. } => Some(cf),
+            Lazy::PatchDyn { bits, .. } => Some(bits),
+            _ => None,
+        };
+        if let Some(v) = pin {
+            self.b
+                .ins()
+                .store(trusted(), v, self.ctx, offsets::ctx::PIN);
+        }
     }
 
     /// CF now, as an i64 0 or 1 (for ADC, SBB, INC, DEC).
@@ -524,7 +564,8 @@ impl Translator<'_, '_> {
         }
         let l = self.known();
         let c = match l {
-            Lazy::IncDec { cf, .. } | Lazy::Shift { cf, .. } => return cf,
+            Lazy::IncDec { cf: Some(cf), .. } | Lazy::Shift { cf, .. } => return cf,
+            Lazy::IncDec { cf: None, .. } => return self.dynamic_carry(),
             Lazy::PatchDyn { mask, bits } if mask & CF != 0 => {
                 return self.b.ins().band_imm_s(bits, 1);
             }
@@ -717,6 +758,11 @@ impl Translator<'_, '_> {
                 r,
                 cf,
             } => {
+                // A pending dynamic carry reads the old record: before anything is stored.
+                let cf = match cf {
+                    Some(cf) => cf,
+                    None => self.dynamic_carry(),
+                };
                 let c = self.imm64(if dec { cc::DEC } else { cc::INC } | size_code(size));
                 put(self, c, offsets::ctx::CC_OP);
                 let wa = self.zext64(a, size);

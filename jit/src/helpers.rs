@@ -19,7 +19,8 @@ use crate::translate::status;
 /// returning a status or value, in the host's C calling convention.
 pub fn rust_signature(cc: CallConv, n: usize) -> Signature {
     let mut s = Signature::new(cc);
-    s.params.extend(std::iter::repeat_n(AbiParam::new(types::I64), n));
+    s.params
+        .extend(std::iter::repeat_n(AbiParam::new(types::I64), n));
     s.returns.push(AbiParam::new(types::I64));
     s
 }
@@ -30,7 +31,8 @@ pub fn rust_signature(cc: CallConv, n: usize) -> Signature {
 /// stores the helper's result in `JitCtx::helper_status`.
 pub fn adapter_signature(n: usize) -> Signature {
     let mut s = Signature::new(CallConv::PreserveAll);
-    s.params.extend(std::iter::repeat_n(AbiParam::new(types::I64), n));
+    s.params
+        .extend(std::iter::repeat_n(AbiParam::new(types::I64), n));
     s
 }
 

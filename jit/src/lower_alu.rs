@@ -17,7 +17,12 @@ pub fn lower(t: &mut Translator, ins: &Insn) -> Flow {
     match m {
         Inc | Dec => {
             let (a, rmw) = t.read_rmw(dst);
-            let cf = t.carry_i64();
+            // The carry INC/DEC keep: computed now only if it is known cheaply.
+            let cf = if let Lazy::Dynamic = t.lazy {
+                None
+            } else {
+                Some(t.carry_i64())
+            };
             let r = if m == Inc {
                 t.b.ins().iadd_imm_s(a, 1)
             } else {
@@ -54,7 +59,11 @@ pub fn lower(t: &mut Translator, ins: &Insn) -> Flow {
             let src = t.opnd(ins, 1, size);
             let b = t.read(src);
             let writes = !matches!(m, Cmp | Test);
-            let (a, rmw) = if writes { t.read_rmw(dst) } else { (t.read(dst), None) };
+            let (a, rmw) = if writes {
+                t.read_rmw(dst)
+            } else {
+                (t.read(dst), None)
+            };
             let (r, lazy) = match m {
                 Add => {
                     let r = t.b.ins().iadd(a, b);

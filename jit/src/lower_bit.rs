@@ -48,7 +48,11 @@ pub fn lower(t: &mut Translator, ins: &Insn) -> Flow {
     } else {
         t.imm(size, i.immediate(1) & u64::from(bits - 1))
     };
-    let (v, rmw) = if m == Mnemonic::Bt { (t.read(dst), None) } else { t.read_rmw(dst) };
+    let (v, rmw) = if m == Mnemonic::Bt {
+        (t.read(dst), None)
+    } else {
+        t.read_rmw(dst)
+    };
     let one = t.imm(size, 1);
     let mask = t.b.ins().ishl(one, bit);
     let shifted = t.b.ins().ushr(v, bit);

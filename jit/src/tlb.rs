@@ -111,7 +111,14 @@ impl Translator<'_, '_> {
 
     /// The store slow path: done, or the instruction's fault exit, or its exit to the
     /// interpreter (a store into translated code or to a device).
-    fn store_miss(&mut self, lin: Value, size: u32, ss: bool, v: Value, done: cranelift_codegen::ir::Block) {
+    fn store_miss(
+        &mut self,
+        lin: Value,
+        size: u32,
+        ss: bool,
+        v: Value,
+        done: cranelift_codegen::ir::Block,
+    ) {
         let inf = self.imm64(info(size, ss));
         let v64 = self.zext64(v, size);
         let st = self.call_helper(Helper::Store, &[lin, v64, inf]);

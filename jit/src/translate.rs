@@ -203,6 +203,7 @@ pub struct Translator<'a, 'b> {
     /// The flags as the instructions so far left them.
     pub lazy: Lazy,
     bud: Variable,
+    blocks: Value,
     n: i64,
     /// Instructions completed before the current one.
     pub done: i64,
@@ -237,11 +238,22 @@ fn self_loop(plan: &Plan, start: u64) -> bool {
 }
 
 /// Build the IR of `plan` (at least one instruction) starting at `start`.
-pub fn build(b: &mut FunctionBuilder, adapters: &[FuncRef], plan: &Plan, start: u64, env: BlockEnv) {
+pub fn build(
+    b: &mut FunctionBuilder,
+    adapters: &[FuncRef],
+    plan: &Plan,
+    start: u64,
+    env: BlockEnv,
+) {
     let entry = b.create_block();
     b.append_block_params_for_function_params(entry);
     b.switch_to_block(entry);
     let ctx = b.block_params(entry)[0];
+    // The instruction budget and the block counter travel in registers from block to block
+    // (tail-call arguments); they go to the context only when control returns to the run
+    // loop.
+    let b0 = b.block_params(entry)[1];
+    let blocks0 = b.block_params(entry)[2];
     let sigs = Sigs {
         adapter: [adapters[0], adapters[1], adapters[2], adapters[3]],
         block: b.import_signature(crate::codegen::block_signature()),
@@ -260,19 +272,20 @@ pub fn build(b: &mut FunctionBuilder, adapters: &[FuncRef], plan: &Plan, start: 
     b.ins().brif(valid, budget_blk, &[], reval, &[]);
     b.set_cold_block(reval);
     b.switch_to_block(reval);
+    b.ins().store(trusted(), b0, ctx, offsets::ctx::BUDGET);
+    b.ins().store(trusted(), blocks0, ctx, offsets::ctx::BLOCKS);
     let code = b.ins().iconst(types::I64, exit::REVALIDATE as i64);
     b.ins().return_(&[code]);
 
     b.switch_to_block(budget_blk);
-    let b0 = b
-        .ins()
-        .load(types::I64, trusted(), ctx, offsets::ctx::BUDGET);
     let ok = b.ins().icmp_imm_s(IntCC::SignedGreaterThan, b0, 0);
     let go = b.create_block();
     let out = b.create_block();
     b.ins().brif(ok, go, &[], out, &[]);
     b.set_cold_block(out);
     b.switch_to_block(out);
+    b.ins().store(trusted(), b0, ctx, offsets::ctx::BUDGET);
+    b.ins().store(trusted(), blocks0, ctx, offsets::ctx::BLOCKS);
     let code = b.ins().iconst(types::I64, exit::NEXT as i64);
     b.ins().return_(&[code]);
 
@@ -280,7 +293,7 @@ pub fn build(b: &mut FunctionBuilder, adapters: &[FuncRef], plan: &Plan, start: 
     let bud = b.declare_var(types::I64);
     let b1 = b.ins().iadd_imm_s(b0, -n);
     b.def_var(bud, b1);
-    count_block(b, ctx);
+    let blocks = b.ins().iadd_imm_s(blocks0, 1);
     let st = b
         .ins()
         .load(types::I64, trusted(), ctx, offsets::ctx::STATE);
@@ -294,6 +307,7 @@ pub fn build(b: &mut FunctionBuilder, adapters: &[FuncRef], plan: &Plan, start: 
         dirty: 0,
         lazy: Lazy::Dynamic,
         bud,
+        blocks,
         n,
         done: 0,
         ip: start,
@@ -370,14 +384,6 @@ enum Looping {
         shape: crate::flags::Shape,
         vars: Vec<Variable>,
     },
-}
-
-fn count_block(b: &mut FunctionBuilder, ctx: Value) {
-    let n = b
-        .ins()
-        .load(types::I64, trusted(), ctx, offsets::ctx::BLOCKS);
-    let n1 = b.ins().iadd_imm_s(n, 1);
-    b.ins().store(trusted(), n1, ctx, offsets::ctx::BLOCKS);
 }
 
 impl Translator<'_, '_> {
@@ -531,7 +537,9 @@ impl Translator<'_, '_> {
         let mut all = vec![self.ctx];
         all.extend_from_slice(args);
         self.b.ins().call(f, &all);
-        self.b.ins().load(types::I64, trusted(), self.ctx, offsets::ctx::HELPER_STATUS)
+        self.b
+            .ins()
+            .load(types::I64, trusted(), self.ctx, offsets::ctx::HELPER_STATUS)
     }
 
     // ---- exits ----------------------------------------------------------------------------
@@ -552,8 +560,11 @@ impl Translator<'_, '_> {
         self.flush_lazy(lazy);
     }
 
-    /// Store the budget left after `k` of the block's instructions retired.
+    /// Store the budget left after `k` of the block's instructions retired, and the block
+    /// counter (before returning to the run loop).
     fn store_budget(&mut self, k: i64) {
+        let blocks = self.blocks;
+        self.store_ctx(blocks, offsets::ctx::BLOCKS);
         let bud = self.b.use_var(self.bud);
         let v = self.b.ins().iadd_imm_s(bud, self.n - k);
         self.store_ctx(v, offsets::ctx::BUDGET);
@@ -643,6 +654,24 @@ impl Translator<'_, '_> {
     /// block's own start, else a chained exit.
     pub fn jump_static(&mut self, target: u64) {
         if target == self.start {
+            // The back edge may be one arm of a conditional exit: whatever it does to the
+            // flags record (values defined in this arm) must not leak into the other arm.
+            let saved = self.lazy;
+            if !matches!(self.looping, Looping::No) {
+                self.normalize_for_loop();
+            }
+            let done = self.loop_edge(target);
+            self.lazy = saved;
+            if done {
+                return;
+            }
+        }
+        self.chain_exit(target);
+    }
+
+    /// The back edge of a loop block to its start; false if the block is not a loop.
+    fn loop_edge(&mut self, target: u64) -> bool {
+        {
             match self.looping.clone() {
                 Looping::Peeled => {
                     let shape = crate::flags::shape(&self.lazy);
@@ -665,7 +694,7 @@ impl Translator<'_, '_> {
                         dirty: self.dirty,
                     };
                     self.back_edge(hdr);
-                    return;
+                    return true;
                 }
                 Looping::InLoop { hdr, shape, vars }
                     if crate::flags::shape(&self.lazy) == shape =>
@@ -675,23 +704,25 @@ impl Translator<'_, '_> {
                         self.b.def_var(var, v);
                     }
                     self.back_edge(hdr);
-                    return;
+                    return true;
                 }
                 Looping::InLoop { .. } => {
                     // The flags record changed shape between iterations: hand the record to
                     // the run loop, which enters the block again.
                     let n = self.n;
                     self.exit_to_run_loop(target, n);
-                    return;
+                    return true;
                 }
-                _ => {}
+                _ => false,
             }
         }
+    }
+
+    /// A static exit to `target`: tail-call the linked block, or return to the run loop.
+    fn chain_exit(&mut self, target: u64) {
         self.writeback();
         let r = self.imm64(target);
         self.b.ins().store(trusted(), r, self.st, offsets::RIP);
-        let n = self.n;
-        self.store_budget(n);
         let (slot, slot_id) = self.env.slots[self.next_slot.min(1)];
         self.next_slot += 1;
         let sa = self.imm64(slot);
@@ -700,11 +731,10 @@ impl Translator<'_, '_> {
         let miss = self.b.create_block();
         self.b.ins().brif(f, go, &[], miss, &[]);
         self.b.switch_to_block(go);
-        let ctx = self.ctx;
-        self.b
-            .ins()
-            .return_call_indirect(self.sigs.block, f, &[ctx]);
+        self.tail_call(f);
         self.b.switch_to_block(miss);
+        let n = self.n;
+        self.store_budget(n);
         let id = self.imm64(u64::from(slot_id) + 1);
         self.store_ctx(id, offsets::ctx::EXIT_SLOT);
         self.ret(exit::NEXT);
@@ -715,10 +745,7 @@ impl Translator<'_, '_> {
     /// that may change it makes the block leave.)
     fn back_edge(&mut self, hdr: Block) {
         let bud = self.b.use_var(self.bud);
-        let more = self
-            .b
-            .ins()
-            .icmp_imm_s(IntCC::SignedGreaterThan, bud, 0);
+        let more = self.b.ins().icmp_imm_s(IntCC::SignedGreaterThan, bud, 0);
         let again = self.b.create_block();
         let leave = self.b.create_block();
         self.b.ins().brif(more, again, &[], leave, &[]);
@@ -738,8 +765,6 @@ impl Translator<'_, '_> {
     pub fn jump_indirect(&mut self, target: Value) {
         self.writeback();
         self.b.ins().store(trusted(), target, self.st, offsets::RIP);
-        let n = self.n;
-        self.store_budget(n);
         let sh = self.b.ins().ushr_imm_s(target, i64::from(offsets::JC_BITS));
         let h = self.b.ins().bxor(target, sh);
         let idx = self.b.ins().band_imm_s(h, (offsets::JC_ENTRIES - 1) as i64);
@@ -762,12 +787,21 @@ impl Translator<'_, '_> {
             ent,
             offsets::ctx::JC + offsets::JC_FUNC,
         );
+        self.tail_call(f);
+        self.b.switch_to_block(miss);
+        let n = self.n;
+        self.store_budget(n);
+        self.ret(exit::NEXT);
+    }
+
+    /// Continue in block function `f` with the budget and counter in registers.
+    fn tail_call(&mut self, f: Value) {
         let ctx = self.ctx;
+        let bud = self.b.use_var(self.bud);
+        let blocks = self.blocks;
         self.b
             .ins()
-            .return_call_indirect(self.sigs.block, f, &[ctx]);
-        self.b.switch_to_block(miss);
-        self.ret(exit::NEXT);
+            .return_call_indirect(self.sigs.block, f, &[ctx, bud, blocks]);
     }
 
     /// End the block with a conditional branch: `cond` true goes to `taken`, else to
