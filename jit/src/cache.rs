@@ -44,14 +44,22 @@ pub struct Key {
 /// No slot.
 pub const NO_SLOT: u32 = u32::MAX;
 
+/// A block's byte runs as page-offset ranges `start..end` (clamped to the page).
+fn spans(ranges: &[(u16, u16)]) -> impl Iterator<Item = (usize, usize)> + '_ {
+    ranges.iter().map(|&(o, l)| {
+        let o = usize::from(o).min(4096);
+        (o, (o + usize::from(l)).min(4096))
+    })
+}
+
 /// A cached block: translated code, or a marker that the instruction at its start runs on
 /// the interpreter.
 #[derive(Debug)]
 pub struct Block {
     /// Where it starts.
     pub key: Key,
-    /// Guest bytes it covers.
-    pub len: u32,
+    /// Guest bytes it covers in its page: (offset, length) runs.
+    pub ranges: Vec<(u16, u16)>,
     /// Host address of its generated function (0: interpreter fallback).
     pub func: usize,
     /// Instructions translated.
@@ -223,19 +231,20 @@ impl Cache {
         self.blocks.len() as u32
     }
 
-    /// Add a block whose bytes are `bytes` (its page record exists, see `page_cell`).
-    pub fn add(&mut self, block: Block, bytes: &[u8]) -> u32 {
+    /// Add a block translated from `page_bytes`, its whole page as it was then (the page
+    /// record exists, see `page_cell`).
+    pub fn add(&mut self, block: Block, page_bytes: &[u8]) -> u32 {
         let id = self.blocks.len() as u32;
         let page = block.key.phys & !0xfff;
-        let off = (block.key.phys & 0xfff) as usize;
         let p = self
             .pages
             .get_mut(&page)
             .expect("page_cell creates the page before add");
-        let end = (off + bytes.len()).min(4096);
-        p.snapshot[off..end].copy_from_slice(&bytes[..end - off]);
-        for k in off..end {
-            p.bitmap[k / 64] |= 1 << (k % 64);
+        for (off, end) in spans(&block.ranges) {
+            p.snapshot[off..end].copy_from_slice(&page_bytes[off..end]);
+            for k in off..end {
+                p.bitmap[k / 64] |= 1 << (k % 64);
+            }
         }
         p.blocks.push(id);
         self.map.insert(block.key, id);
@@ -298,10 +307,10 @@ impl Cache {
             } else {
                 p.bitmap = [0; 64];
                 for &x in &p.blocks {
-                    let b = &self.blocks[x as usize];
-                    let off = (b.key.phys & 0xfff) as usize;
-                    for k in off..(off + b.len as usize).min(4096) {
-                        p.bitmap[k / 64] |= 1 << (k % 64);
+                    for (o, e) in spans(&self.blocks[x as usize].ranges) {
+                        for k in o..e {
+                            p.bitmap[k / 64] |= 1 << (k % 64);
+                        }
                     }
                 }
             }
@@ -326,11 +335,7 @@ impl Cache {
             .blocks
             .iter()
             .copied()
-            .filter(|&x| {
-                let b = &self.blocks[x as usize];
-                let bo = (b.key.phys & 0xfff) as usize;
-                bo < end && off < bo + b.len as usize
-            })
+            .filter(|&x| spans(&self.blocks[x as usize].ranges).any(|(o, e)| o < end && off < e))
             .collect();
         for x in &hit {
             self.invalidate_block(ctx, *x);
@@ -357,10 +362,7 @@ impl Cache {
             .iter()
             .copied()
             .filter(|&x| {
-                let b = &self.blocks[x as usize];
-                let off = (b.key.phys & 0xfff) as usize;
-                let end = (off + b.len as usize).min(4096);
-                now[off..end] != p.snapshot[off..end]
+                spans(&self.blocks[x as usize].ranges).any(|(o, e)| now[o..e] != p.snapshot[o..e])
             })
             .collect();
         for x in changed {

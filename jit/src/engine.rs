@@ -425,17 +425,17 @@ impl Engine {
             self.cache.validate_page(ctx, &ram, page);
         }
         let off = (key.phys & 0xfff) as usize;
-        let mut bytes = vec![0u8; 4096 - off];
-        ram.read(key.phys, &mut bytes);
+        let mut bytes = vec![0u8; 4096];
+        ram.read(page, &mut bytes);
         let plan = translate::decode(&bytes, key.rip);
         let (cell, new_page) = self.cache.page_cell(ctx, page);
         if new_page {
             self.drop_write_entries(ctx, page);
         }
-        let first = Decoder::with_ip(64, &bytes, key.rip, DecoderOptions::NONE).decode();
+        let first = Decoder::with_ip(64, &bytes[off..], key.rip, DecoderOptions::NONE).decode();
         let mut block = Block {
             key,
-            len: plan.len as u32,
+            ranges: plan.ranges.clone(),
             func: 0,
             insns: plan.insns.len() as u32,
             mnemonic: first.mnemonic(),
@@ -470,14 +470,13 @@ impl Engine {
                         );
                         self.warned_compile = true;
                     }
-                    block.len = first.len().max(1) as u32;
+                    block.ranges = vec![(off as u16, first.len().clamp(1, 4096 - off) as u16)];
                     block.insns = 0;
                     block.writes_mem = true;
                 }
             }
         }
-        let len = (block.len as usize).min(bytes.len());
-        let id = self.cache.add(block, &bytes[..len]);
+        let id = self.cache.add(block, &bytes);
         self.stats.translated += 1;
         self.stats.translate_ns += t0.elapsed().as_nanos() as u64;
         Ok(id)

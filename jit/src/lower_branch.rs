@@ -9,12 +9,39 @@ use iced_x86::{Mnemonic, OpKind};
 use cpu::state::gpr;
 
 use crate::lower::{Flow, is_jcc, is_loop};
-use crate::translate::{Insn, Translator};
+use crate::translate::{Insn, Role, Translator};
 
-/// Lower one branch; it always ends the block.
+/// Lower one branch; it ends the block unless the block continues at its target.
 pub fn lower(t: &mut Translator, ins: &Insn) -> Flow {
     let i = &ins.i;
     let direct = i.op_kind(0) == OpKind::NearBranch64;
+    match ins.role {
+        Role::InlineJmp => return Flow::Next,
+        Role::InlineCall => {
+            let ret = t.imm64(i.next_ip());
+            t.push64(ret);
+            return Flow::Next;
+        }
+        Role::InlineRet { expected } => {
+            // Go on inline when the return address is the one the inlined CALL pushed,
+            // else leave through the jump cache like any RET.
+            let rsp = t.gpr(gpr::RSP);
+            let target = t.load_mem(rsp, 8, true);
+            t.check_canonical(target);
+            let nsp = t.b.ins().iadd_imm_s(rsp, 8);
+            t.set_gpr(gpr::RSP, nsp);
+            let same = t.b.ins().icmp_imm_s(IntCC::Equal, target, expected as i64);
+            let other = t.b.create_block();
+            let cont = t.b.create_block();
+            t.b.ins().brif(same, cont, &[], other, &[]);
+            t.b.set_cold_block(other);
+            t.b.switch_to_block(other);
+            t.jump_indirect(target);
+            t.b.switch_to_block(cont);
+            return Flow::Next;
+        }
+        Role::Normal => {}
+    }
     match i.mnemonic() {
         Mnemonic::Jmp if direct => t.jump_static(i.near_branch_target()),
         Mnemonic::Jmp => {

@@ -671,6 +671,7 @@ mod tests {
         let mut depth = 0u32;
         let n = 4 + r.below(if branchy { 40 } else { 60 });
         let mut sub = a.create_label();
+        let mut skip_sub = a.create_label();
         let mut used_sub = false;
         let mut k = 0;
         while k < n {
@@ -733,6 +734,20 @@ mod tests {
                             a.ja(top).expect("asm");
                         }
                     }
+                    3 if r.chance(30) => {
+                        // A subroutine that returns past the two bytes after the CALL (the
+                        // JIT's inlined RET must notice the changed return address).
+                        a.call(skip_sub).expect("asm");
+                        a.ud2().expect("asm");
+                        used_sub = true;
+                    }
+                    3 if r.chance(40) => {
+                        // A forward JMP over code that never runs.
+                        let mut over = a.create_label();
+                        a.jmp(over).expect("asm");
+                        a.ud2().expect("asm");
+                        a.set_label(&mut over).expect("asm");
+                    }
                     _ => {
                         a.call(sub).expect("asm");
                         used_sub = true;
@@ -750,6 +765,10 @@ mod tests {
             for _ in 0..1 + r.below(5) {
                 straight_no_stack(&mut a, r, &mut d2);
             }
+            a.ret().expect("asm");
+            a.set_label(&mut skip_sub).expect("asm");
+            straight_no_stack(&mut a, r, &mut d2);
+            a.add(qword_ptr(rsp), 2).expect("asm");
             a.ret().expect("asm");
         }
         a.assemble(CODE).expect("assemble")
