@@ -257,14 +257,6 @@ impl Codegen {
             .compiled_code()
             .map(|c| c.code_buffer().len())
             .unwrap_or(0);
-        let host = if dump.is_some() {
-            self.cctx
-                .compiled_code()
-                .map(|c| c.code_buffer().to_vec())
-                .unwrap_or_default()
-        } else {
-            Vec::new()
-        };
         self.module.clear_context(&mut self.cctx);
         self.module
             .finalize_definitions()
@@ -272,6 +264,7 @@ impl Codegen {
         let addr = self.module.get_finalized_function(id) as usize;
         self.functions += 1;
         if let (Some(guest), Some(ir)) = (dump, ir) {
+            let host = crate::codemem::copy_code(addr, size);
             crate::dump::print(guest, &ir, &host, addr as u64, self.functions);
         }
         Ok((addr, size))

@@ -103,3 +103,13 @@ impl Drop for CodeArena {
         self.unmap();
     }
 }
+
+/// A copy of `len` bytes of generated code at `addr` (for `VX_JIT_DUMP`: the code as it runs,
+/// with calls relocated).
+///
+/// `addr..addr + len` must be a function just compiled into a live arena.
+pub fn copy_code(addr: usize, len: usize) -> Vec<u8> {
+    // SAFETY: per the contract, the range is inside a mapping that stays mapped while the
+    // generation lives, and it was fully written (finalized) before this call.
+    unsafe { std::slice::from_raw_parts(addr as *const u8, len) }.to_vec()
+}

@@ -769,50 +769,46 @@ impl Translator<'_, '_> {
 
     /// The back edge of a loop block to its start; false if the block is not a loop.
     fn loop_edge(&mut self, target: u64) -> bool {
-        {
-            match self.looping.clone() {
-                Looping::Peeled => {
-                    let shape = crate::flags::shape(&self.lazy);
-                    let vals = crate::flags::values(&self.lazy);
-                    let vars: Vec<Variable> = vals
-                        .iter()
-                        .map(|&v| {
-                            let ty = self.b.func.dfg.value_type(v);
-                            self.b.declare_var(ty)
-                        })
-                        .collect();
-                    for (&var, &v) in vars.iter().zip(&vals) {
-                        self.b.def_var(var, v);
-                    }
-                    let hdr = self.b.create_block();
-                    self.looping = Looping::Entered {
-                        hdr,
-                        shape,
-                        vars,
-                        dirty: self.dirty,
-                    };
-                    self.back_edge(hdr);
-                    return true;
+        match self.looping.clone() {
+            Looping::Peeled => {
+                let shape = crate::flags::shape(&self.lazy);
+                let vals = crate::flags::values(&self.lazy);
+                let vars: Vec<Variable> = vals
+                    .iter()
+                    .map(|&v| {
+                        let ty = self.b.func.dfg.value_type(v);
+                        self.b.declare_var(ty)
+                    })
+                    .collect();
+                for (&var, &v) in vars.iter().zip(&vals) {
+                    self.b.def_var(var, v);
                 }
-                Looping::InLoop { hdr, shape, vars }
-                    if crate::flags::shape(&self.lazy) == shape =>
-                {
-                    let vals = crate::flags::values(&self.lazy);
-                    for (&var, &v) in vars.iter().zip(&vals) {
-                        self.b.def_var(var, v);
-                    }
-                    self.back_edge(hdr);
-                    return true;
-                }
-                Looping::InLoop { .. } => {
-                    // The flags record changed shape between iterations: hand the record to
-                    // the run loop, which enters the block again.
-                    let n = self.n;
-                    self.exit_to_run_loop(target, n);
-                    return true;
-                }
-                _ => false,
+                let hdr = self.b.create_block();
+                self.looping = Looping::Entered {
+                    hdr,
+                    shape,
+                    vars,
+                    dirty: self.dirty,
+                };
+                self.back_edge(hdr);
+                true
             }
+            Looping::InLoop { hdr, shape, vars } if crate::flags::shape(&self.lazy) == shape => {
+                let vals = crate::flags::values(&self.lazy);
+                for (&var, &v) in vars.iter().zip(&vals) {
+                    self.b.def_var(var, v);
+                }
+                self.back_edge(hdr);
+                true
+            }
+            Looping::InLoop { .. } => {
+                // The flags record changed shape between iterations: hand the record to
+                // the run loop, which enters the block again.
+                let n = self.n;
+                self.exit_to_run_loop(target, n);
+                true
+            }
+            _ => false,
         }
     }
 
