@@ -114,7 +114,27 @@ pub fn run(args: &RunArgs, builtin: Option<Vec<u8>>) -> Result<i32, Failure> {
                 vcpu.get_state().dump()
             );
         }
-        StopReason::Timeout => eprintln!("vx: --timeout expired"),
+        StopReason::Timeout => {
+            // Say where the guest was, so a hang is not silent (on KVM, a vCPU stuck in the
+            // guest shows no exits but the kick that stopped it).
+            let st = vcpu.get_state();
+            let stats = vcpu.stats();
+            let exits: Vec<String> = stats
+                .counters
+                .iter()
+                .filter(|(k, v)| k.contains("exit") && *v > 0)
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect();
+            eprintln!(
+                "vx: --timeout expired; the guest was at {:04x}:{:#x} ({}-bit code{}) after {} instructions{}",
+                st.seg[1].selector,
+                st.rip,
+                st.code_bitness(),
+                if st.halted { ", halted" } else { "" },
+                stats.instructions,
+                if exits.is_empty() { String::new() } else { format!(", {}", exits.join(", ")) }
+            );
+        }
         _ => {}
     }
     if args.stats {
