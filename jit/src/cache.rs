@@ -24,8 +24,6 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use iced_x86::Mnemonic;
-
 use cpu::GuestRam;
 
 use crate::ctx::JitCtx;
@@ -64,10 +62,8 @@ pub struct Block {
     pub func: usize,
     /// Instructions translated.
     pub insns: u32,
-    /// Fallback: the mnemonic of the instruction (statistics).
-    pub mnemonic: Mnemonic,
-    /// Fallback: the instruction may write memory (or start DMA): bump the code epoch after.
-    pub writes_mem: bool,
+    /// Fallback: the instruction (statistics, and what it may write).
+    pub insn: iced_x86::Instruction,
     /// Its chaining slots (word ids).
     pub slots: [u32; 2],
     /// Chaining slots of other blocks that point at it.

@@ -4,12 +4,10 @@
 //! single-stepping, untranslated instructions) runs on the interpreter one instruction (or a
 //! small batch) at a time, with exact RFLAGS.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::time::Instant;
 
-use iced_x86::{
-    Decoder, DecoderOptions, Formatter, InstructionInfoFactory, IntelFormatter, Mnemonic, OpAccess,
-};
+use iced_x86::{Decoder, DecoderOptions, Formatter, IntelFormatter, Mnemonic};
 
 use cpu::interp::StepResult;
 use cpu::interp::mmu::Access;
@@ -45,7 +43,7 @@ pub struct Stats {
     pub jit_insns: u64,
     /// Instructions run by the interpreter because the JIT does not translate them, by
     /// mnemonic.
-    pub fallbacks: BTreeMap<String, u64>,
+    pub fallbacks: HashMap<Mnemonic, u64>,
     /// Instructions run by the interpreter outside 64-bit mode (or while single-stepping).
     pub interp_insns: u64,
     /// Read-TLB misses (helper calls).
@@ -92,43 +90,6 @@ pub fn mode_key(st: &CpuState) -> u64 {
         | bit(st.efer & msr::EFER_LMA != 0, 7)
         | bit(st.rflags & fl::AC != 0, 8)
         | ((st.cr4 & 0xffff_ffff) << 32)
-}
-
-/// Whether executing `i` on the interpreter may write guest memory (or start a device that
-/// does): the code epoch must then be bumped.
-fn may_write_memory(i: &iced_x86::Instruction) -> bool {
-    use Mnemonic::*;
-    if i.is_invalid() {
-        return true;
-    }
-    if matches!(
-        i.mnemonic(),
-        In | Out
-            | Insb
-            | Insw
-            | Insd
-            | Outsb
-            | Outsw
-            | Outsd
-            | Int
-            | Int1
-            | Int3
-            | Into
-            | Syscall
-            | Sysret
-            | Iret
-            | Iretd
-            | Iretq
-    ) {
-        return true;
-    }
-    let mut f = InstructionInfoFactory::new();
-    f.info(i).used_memory().iter().any(|m| {
-        matches!(
-            m.access(),
-            OpAccess::Write | OpAccess::CondWrite | OpAccess::ReadWrite | OpAccess::ReadCondWrite
-        )
-    })
 }
 
 /// The engine: the interpreter it builds on, the block cache and the code generation.
@@ -245,16 +206,19 @@ impl Engine {
     /// when the JIT cannot run this code at all.
     fn step_interp(&mut self, ctx: &mut JitCtx, io: &dyn VmIo, fallback: Option<u32>) -> Next {
         self.sync_flags(ctx);
-        let (result, writes) = match fallback {
+        let before = self.interp.instructions();
+        let result = match fallback {
             Some(id) => {
-                let b = &self.cache.blocks[id as usize];
-                let writes = b.writes_mem;
-                let name = format!("{:?}", b.mnemonic).to_lowercase();
-                *self.stats.fallbacks.entry(name).or_insert(0) += 1;
-                (self.interp.step(io), writes)
+                let insn = self.cache.blocks[id as usize].insn;
+                *self.stats.fallbacks.entry(insn.mnemonic()).or_insert(0) += 1;
+                let w = crate::fallback::writes(&insn, self.interp.state());
+                let rdi = self.interp.state().gpr[cpu::state::gpr::RDI];
+                let r = self.interp.step(io);
+                let retired = self.interp.instructions() != before;
+                self.after_fallback(ctx, w, rdi, retired);
+                r
             }
             None => {
-                let before = self.interp.instructions();
                 let single = self.interp_only || self.interp.state().in_64bit_mode();
                 let r = if single {
                     self.interp.step(io)
@@ -262,12 +226,12 @@ impl Engine {
                     self.interp.run_batch(io, INTERP_BATCH)
                 };
                 self.stats.interp_insns += self.interp.instructions() - before;
-                (r, true)
+                // Code the JIT does not translate (other modes, single-stepping): anything
+                // may have been written.
+                ctx.code_epoch += 1;
+                r
             }
         };
-        if writes {
-            ctx.code_epoch += 1;
-        }
         if result == StepResult::Shutdown {
             return Next::Exit(VcpuExit::Shutdown);
         }
@@ -438,8 +402,7 @@ impl Engine {
             ranges: plan.ranges.clone(),
             func: 0,
             insns: plan.insns.len() as u32,
-            mnemonic: first.mnemonic(),
-            writes_mem: may_write_memory(&first),
+            insn: first,
             slots: [NO_SLOT; 2],
             incoming: Vec::new(),
             live: true,
@@ -472,7 +435,6 @@ impl Engine {
                     }
                     block.ranges = vec![(off as u16, first.len().clamp(1, 4096 - off) as u16)];
                     block.insns = 0;
-                    block.writes_mem = true;
                 }
             }
         }

@@ -16,6 +16,7 @@ pub mod ctx;
 pub mod dump;
 pub mod engine;
 pub mod entry;
+pub mod fallback;
 pub mod flags;
 pub mod helpers;
 pub mod lower;
@@ -183,10 +184,10 @@ impl Vcpu for JitVcpu {
             ("faults".into(), s.faults),
             ("stores left to interp".into(), s.interp_exits),
         ];
-        let mut fb: Vec<(&String, &u64)> = s.fallbacks.iter().collect();
+        let mut fb: Vec<(&iced_x86::Mnemonic, &u64)> = s.fallbacks.iter().collect();
         fb.sort_by(|a, b| b.1.cmp(a.1));
         for (m, n) in fb.into_iter().take(12) {
-            counters.push((format!("fallback {m}"), *n));
+            counters.push((format!("fallback {}", format!("{m:?}").to_lowercase()), *n));
         }
         let inner = self.eng.interp.stats();
         EngineStats {
