@@ -43,4 +43,28 @@ mod tests {
             a.hlt()
         }));
     }
+
+    /// The worked example of ARCHITECTURE-JIT.md (run with VX_JIT_DUMP=1 to see it).
+    #[test]
+    fn test_smoke_sum_loop() {
+        let code = asm(|a| {
+            let mut top = a.create_label();
+            a.mov(edi, DATA as u32)?;
+            a.xor(eax, eax)?;
+            a.xor(ecx, ecx)?;
+            a.mov(edx, 16u32)?;
+            a.set_label(&mut top)?;
+            a.add(rax, qword_ptr(rdi + rcx * 8))?;
+            a.inc(rcx)?;
+            a.cmp(rcx, rdx)?;
+            a.jb(top)?;
+            a.hlt()
+        });
+        let data: Vec<u8> = (1..=16u64).flat_map(|v| v.to_le_bytes()).collect();
+        let st = long_mode_state();
+        let (a, _) = run_interp(guest(&code, &data), &st);
+        let (b, _, _) = run_jit(guest(&code, &data), &st);
+        assert!(diff_states(&a, &b).is_empty());
+        assert_eq!(b.gpr[0], 136);
+    }
 }
