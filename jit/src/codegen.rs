@@ -19,8 +19,13 @@ use crate::JitError;
 use crate::codemem::CodeArena;
 use crate::translate::HelperAddrs;
 
-/// Code space per generation. When it fills, the engine drops every block and starts over.
+/// Code space per generation (default). When it fills, the engine drops every block and
+/// starts over.
 pub const ARENA_SIZE: usize = 64 << 20;
+
+/// Space kept free at the end of an arena: a generation is "nearly full" once less is left
+/// (a block function is far smaller).
+const ARENA_SLACK: usize = 256 << 10;
 
 /// The block function signature: `(ctx, budget, blocks) -> exit code`, tail calling
 /// convention so a block can jump into the next one with `return_call_indirect`, passing the
@@ -38,6 +43,7 @@ pub struct Codegen {
     cctx: Context,
     fctx: FunctionBuilderContext,
     used: Arc<AtomicUsize>,
+    arena_size: usize,
     /// The trampoline: `extern "C" fn(ctx, block fn) -> exit code`.
     pub trampoline: usize,
     /// The `preserve_all` adapters generated code calls for each helper.
@@ -88,9 +94,10 @@ fn isa() -> Result<OwnedTargetIsa, JitError> {
 
 impl Codegen {
     /// A fresh generation with its own code arena and trampoline.
-    pub fn new() -> Result<Codegen, JitError> {
+    pub fn new(arena_size: usize) -> Result<Codegen, JitError> {
+        let arena_size = arena_size.max(2 * ARENA_SLACK);
         let used = Arc::new(AtomicUsize::new(0));
-        let arena = CodeArena::new(ARENA_SIZE, used.clone()).map_err(JitError::CodeMemory)?;
+        let arena = CodeArena::new(arena_size, used.clone()).map_err(JitError::CodeMemory)?;
         let mut jb = JITBuilder::with_isa(isa()?, default_libcall_names());
         jb.memory_provider(Box::new(arena));
         let module = JITModule::new(jb);
@@ -100,6 +107,7 @@ impl Codegen {
             cctx,
             fctx: FunctionBuilderContext::new(),
             used,
+            arena_size,
             trampoline: 0,
             adapters: HelperAddrs {
                 load: 0,
@@ -145,7 +153,7 @@ impl Codegen {
 
     /// Whether the arena is nearly full (the next blocks should go to a new generation).
     pub fn nearly_full(&self) -> bool {
-        self.code_bytes() + (256 << 10) > ARENA_SIZE
+        self.code_bytes() + ARENA_SLACK > self.arena_size
     }
 
     fn build_trampoline(&mut self) -> Result<usize, JitError> {

@@ -106,6 +106,7 @@ pub struct Engine {
     pub wtlb_phys: Box<[u64]>,
     /// Run everything on the interpreter (tracing).
     pub interp_only: bool,
+    arena: usize,
     kicker: Kicker,
     last_gen: u64,
     last_mode: u64,
@@ -125,13 +126,14 @@ impl std::fmt::Debug for Engine {
 }
 
 impl Engine {
-    /// An engine over `interp`.
-    pub fn new(interp: Interp) -> Result<Engine, JitError> {
+    /// An engine over `interp` with `arena` bytes of code space per generation.
+    pub fn new(interp: Interp, arena: usize) -> Result<Engine, JitError> {
         let kicker = interp.kicker();
         Ok(Engine {
             interp,
             cache: Cache::default(),
-            cg: Codegen::new()?,
+            cg: Codegen::new(arena)?,
+            arena,
             stats: Stats {
                 generations: 1,
                 ..Stats::default()
@@ -283,6 +285,7 @@ impl Engine {
             rip,
             mode: self.last_mode,
         };
+        let generation = self.stats.generations;
         let id = match self.cache.lookup(&key) {
             Some(id) => id,
             None => match self.translate_block(ctx, key) {
@@ -290,6 +293,8 @@ impl Engine {
                 Err(e) => return Next::Fail(e),
             },
         };
+        // A slot of a flushed generation means nothing in the new one.
+        let pending = pending.filter(|_| self.stats.generations == generation);
         let func = self.cache.blocks[id as usize].func;
         if func == 0 {
             return self.step_interp(ctx, io, Some(id));
@@ -354,7 +359,7 @@ impl Engine {
 
     /// Drop every block and start a new code generation (the code arena is full).
     fn new_generation(&mut self, ctx: &mut JitCtx) -> Result<(), JitError> {
-        let fresh = Codegen::new()?;
+        let fresh = Codegen::new(self.arena)?;
         let old = std::mem::replace(&mut self.cg, fresh);
         self.cache = Cache::default();
         ctx.flush_jc();

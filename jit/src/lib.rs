@@ -74,7 +74,13 @@ impl std::fmt::Debug for JitVcpu {
 impl JitVcpu {
     /// A vCPU in the RESET state over `ram`.
     pub fn new(ram: GuestRam) -> Result<JitVcpu, JitError> {
-        let eng = Box::new(Engine::new(Interp::new(ram))?);
+        JitVcpu::with_code_space(ram, codegen::ARENA_SIZE)
+    }
+
+    /// A vCPU whose code generations hold `bytes` of code each (at least 512 KiB): tests use
+    /// a small one to make generation flushes happen.
+    pub fn with_code_space(ram: GuestRam, bytes: usize) -> Result<JitVcpu, JitError> {
+        let eng = Box::new(Engine::new(Interp::new(ram), bytes)?);
         let ctx = Box::into_raw(JitCtx::new());
         Ok(JitVcpu { eng, ctx })
     }

@@ -264,4 +264,35 @@ mod tests {
         assert!(stat(&v, "blocks translated") >= 3);
         let _ = st;
     }
+
+    #[test]
+    fn test_code_generation_flush_keeps_running() {
+        // 1500 small blocks run three times with only 512 KiB of code space per generation:
+        // the code arena fills, every block is dropped, translation starts over, and the
+        // result is still the interpreter's.
+        let code = asm(|a| {
+            let mut top = a.create_label();
+            a.mov(r13d, 3u32)?;
+            a.xor(eax, eax)?;
+            a.set_label(&mut top)?;
+            for k in 0..1500u32 {
+                a.add(rax, (k * 7 + 1) as i32)?;
+                a.imul_3(rbx, rax, 3)?;
+                a.lfence()?;
+            }
+            a.dec(r13d)?;
+            a.jnz(top)?;
+            a.hlt()
+        });
+        let st = long_mode_state();
+        let (a, _) = run_interp(guest(&code, &[]), &st);
+        let mut v = jit::JitVcpu::with_code_space(guest(&code, &[]), 512 << 10).expect("jit");
+        v.set_state(&st);
+        let io = Io::default();
+        assert_eq!(run_until_halt(&mut v, &io), VcpuExit::Halted);
+        let b = v.get_state();
+        let d = diff_states(&a, &b);
+        assert!(d.is_empty(), "{d:?}");
+        assert!(stat(&v, "code generations") >= 2, "{:?}", v.stats().counters);
+    }
 }
