@@ -106,6 +106,7 @@ pub struct Engine {
     pub wtlb_phys: Box<[u64]>,
     /// Run everything on the interpreter (tracing).
     pub interp_only: bool,
+    info: iced_x86::InstructionInfoFactory,
     arena: usize,
     kicker: Kicker,
     last_gen: u64,
@@ -140,6 +141,7 @@ impl Engine {
             },
             wtlb_phys: vec![0; TLB_ENTRIES].into_boxed_slice(),
             interp_only: false,
+            info: iced_x86::InstructionInfoFactory::new(),
             kicker,
             last_gen: u64::MAX,
             last_mode: u64::MAX,
@@ -213,7 +215,7 @@ impl Engine {
             Some(id) => {
                 let insn = self.cache.blocks[id as usize].insn;
                 *self.stats.fallbacks.entry(insn.mnemonic()).or_insert(0) += 1;
-                let w = crate::fallback::writes(&insn, self.interp.state());
+                let w = crate::fallback::writes(&mut self.info, &insn, self.interp.state());
                 let rdi = self.interp.state().gpr[cpu::state::gpr::RDI];
                 let r = self.interp.step(io);
                 let retired = self.interp.instructions() != before;

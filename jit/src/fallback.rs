@@ -51,8 +51,9 @@ fn reg_value(st: &CpuState, r: Register) -> Option<u64> {
     })
 }
 
-/// What `i`, about to run on the interpreter in 64-bit mode from state `st`, may write.
-pub fn writes(i: &Instruction, st: &CpuState) -> Writes {
+/// What `i`, about to run on the interpreter in 64-bit mode from state `st`, may write
+/// (`f`: a reusable iced-x86 info factory).
+pub fn writes(f: &mut InstructionInfoFactory, i: &Instruction, st: &CpuState) -> Writes {
     use Mnemonic::*;
     if i.is_invalid() {
         return Writes::Unknown;
@@ -73,7 +74,6 @@ pub fn writes(i: &Instruction, st: &CpuState) -> Writes {
             Writes::Unknown
         };
     }
-    let mut f = InstructionInfoFactory::new();
     let info = f.info(i);
     let mut ranges = Vec::new();
     for mem in info.used_memory() {
@@ -179,14 +179,50 @@ mod tests {
         st.gpr[gpr::RBX] = 0x2000;
         st.gpr[gpr::RCX] = 3;
         assert_eq!(
-            writes(&decode(|a| a.bts(qword_ptr(rbx + 8), rcx)), &st),
+            writes(
+                &mut InstructionInfoFactory::new(),
+                &decode(|a| a.bts(qword_ptr(rbx + 8), rcx)),
+                &st
+            ),
             Writes::Ranges(vec![(0x2008, 8)])
         );
-        assert_eq!(writes(&decode(|a| a.popfq()), &st), Writes::Nothing);
-        assert_eq!(writes(&decode(|a| a.stosb()), &st), Writes::StringDest(1));
-        assert_eq!(writes(&decode(|a| a.out(dx, al)), &st), Writes::Unknown);
-        assert_eq!(writes(&decode(|a| a.cpuid()), &st), Writes::Nothing);
-        match writes(&decode(|a| a.enter(16u32, 0u32)), &st) {
+        assert_eq!(
+            writes(
+                &mut InstructionInfoFactory::new(),
+                &decode(|a| a.popfq()),
+                &st
+            ),
+            Writes::Nothing
+        );
+        assert_eq!(
+            writes(
+                &mut InstructionInfoFactory::new(),
+                &decode(|a| a.stosb()),
+                &st
+            ),
+            Writes::StringDest(1)
+        );
+        assert_eq!(
+            writes(
+                &mut InstructionInfoFactory::new(),
+                &decode(|a| a.out(dx, al)),
+                &st
+            ),
+            Writes::Unknown
+        );
+        assert_eq!(
+            writes(
+                &mut InstructionInfoFactory::new(),
+                &decode(|a| a.cpuid()),
+                &st
+            ),
+            Writes::Nothing
+        );
+        match writes(
+            &mut InstructionInfoFactory::new(),
+            &decode(|a| a.enter(16u32, 0u32)),
+            &st,
+        ) {
             Writes::Ranges(v) => assert!(v.iter().any(|&(a, _)| a == 0x7ff8)),
             w => panic!("{w:?}"),
         }

@@ -815,6 +815,11 @@ impl Translator<'_, '_> {
     /// A static exit to `target`: tail-call the linked block, or return to the run loop.
     fn chain_exit(&mut self, target: u64) {
         self.writeback();
+        self.chain_exit_stored(target);
+    }
+
+    /// `chain_exit` once registers and flags are stored.
+    fn chain_exit_stored(&mut self, target: u64) {
         let r = self.imm64(target);
         self.b.ins().store(trusted(), r, self.st, offsets::RIP);
         let (slot, slot_id) = self.env.slots[self.next_slot.min(1)];
@@ -901,6 +906,20 @@ impl Translator<'_, '_> {
     /// End the block with a conditional branch: `cond` true goes to `taken`, else to
     /// `fallthrough`.
     pub fn jump_cond(&mut self, cond: Value, taken: u64, fallthrough: u64) {
+        let back_edge = |t: &Self, x: u64| x == t.start && !matches!(t.looping, Looping::No);
+        if !back_edge(self, taken) && !back_edge(self, fallthrough) {
+            // Both ways leave the block: store the registers and flags once, before the
+            // branch (smaller code, faster to compile).
+            self.writeback();
+            let t = self.b.create_block();
+            let f = self.b.create_block();
+            self.b.ins().brif(cond, t, &[], f, &[]);
+            self.b.switch_to_block(t);
+            self.chain_exit_stored(taken);
+            self.b.switch_to_block(f);
+            self.chain_exit_stored(fallthrough);
+            return;
+        }
         let t = self.b.create_block();
         let f = self.b.create_block();
         self.b.ins().brif(cond, t, &[], f, &[]);

@@ -293,6 +293,10 @@ mod tests {
         let b = v.get_state();
         let d = diff_states(&a, &b);
         assert!(d.is_empty(), "{d:?}");
-        assert!(stat(&v, "code generations") >= 2, "{:?}", v.stats().counters);
+        assert!(
+            stat(&v, "code generations") >= 2,
+            "{:?}",
+            v.stats().counters
+        );
     }
 }
