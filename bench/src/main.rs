@@ -2,9 +2,12 @@
 //! (QEMU TCG, Bochs), and print a table of wall time, guest instructions, MIPS and ratios.
 //!
 //! Usage: `cargo run --release -p vx-bench -- [--quick] [--runs N] [--passes N]
-//! [--engines vx,qemu,bochs] [--no-build]`. See docs/benchmarks.md.
+//! [--engines vx,qemu,bochs] [--no-build]`; `vx-bench kvm [...]` runs the KVM / interpreter /
+//! JIT comparison of kvm.rs instead. See docs/benchmarks.md.
 
 mod engines;
+mod guest64;
+mod kvm;
 mod rom;
 
 use std::path::PathBuf;
@@ -87,6 +90,9 @@ struct Row {
 }
 
 fn main() -> ExitCode {
+    if std::env::args().nth(1).as_deref() == Some("kvm") {
+        return kvm::main(std::env::args().skip(2));
+    }
     let o = parse_args();
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let root = root.canonicalize().unwrap_or(root);
