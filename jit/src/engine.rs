@@ -46,6 +46,8 @@ pub struct Stats {
     pub fallbacks: HashMap<Mnemonic, u64>,
     /// Instructions run by the interpreter outside 64-bit mode (or while single-stepping).
     pub interp_insns: u64,
+    /// Instructions of not-yet-hot blocks run by the interpreter.
+    pub cold_insns: u64,
     /// Read-TLB misses (helper calls).
     pub tlb_miss_read: u64,
     /// Write-TLB misses (helper calls).
@@ -106,8 +108,14 @@ pub struct Engine {
     pub wtlb_phys: Box<[u64]>,
     /// Run everything on the interpreter (tracing).
     pub interp_only: bool,
-    info: iced_x86::InstructionInfoFactory,
+    /// Reusable iced-x86 instruction-info factory (fallback write analysis).
+    pub info: iced_x86::InstructionInfoFactory,
     arena: usize,
+    /// Executions before a block is translated (1: at once); before that it runs on the
+    /// interpreter (`fallback::run_cold`).
+    hot_threshold: u32,
+    /// Executions so far of blocks not translated yet.
+    heat: std::collections::HashMap<Key, u32, std::hash::BuildHasherDefault<crate::cache::Fx>>,
     kicker: Kicker,
     last_gen: u64,
     last_mode: u64,
@@ -127,8 +135,9 @@ impl std::fmt::Debug for Engine {
 }
 
 impl Engine {
-    /// An engine over `interp` with `arena` bytes of code space per generation.
-    pub fn new(interp: Interp, arena: usize) -> Result<Engine, JitError> {
+    /// An engine over `interp` with these options.
+    pub fn new(interp: Interp, opts: crate::JitOptions) -> Result<Engine, JitError> {
+        let arena = opts.code_space;
         let kicker = interp.kicker();
         Ok(Engine {
             interp,
@@ -142,6 +151,8 @@ impl Engine {
             wtlb_phys: vec![0; TLB_ENTRIES].into_boxed_slice(),
             interp_only: false,
             info: iced_x86::InstructionInfoFactory::new(),
+            hot_threshold: opts.hot_threshold.max(1),
+            heat: Default::default(),
             kicker,
             last_gen: u64::MAX,
             last_mode: u64::MAX,
@@ -150,6 +161,21 @@ impl Engine {
             dump: std::env::var("VX_JIT_DUMP").is_ok_and(|v| v == "1"),
             warned_compile: false,
         })
+    }
+
+    /// Count one more execution of the untranslated block at `key`: whether it is hot now.
+    fn is_hot(&mut self, key: Key) -> bool {
+        if self.heat.len() > 1 << 20 {
+            self.heat.clear();
+        }
+        let c = self.heat.entry(key).or_insert(0);
+        *c += 1;
+        if *c >= self.hot_threshold {
+            self.heat.remove(&key);
+            true
+        } else {
+            false
+        }
     }
 
     /// Make RFLAGS in the guest state exact (before the interpreter or anyone else looks).
@@ -290,6 +316,9 @@ impl Engine {
         let generation = self.stats.generations;
         let id = match self.cache.lookup(&key) {
             Some(id) => id,
+            None if self.hot_threshold > 1 && !self.is_hot(key) => {
+                return self.run_cold(ctx, io);
+            }
             None => match self.translate_block(ctx, key) {
                 Ok(id) => id,
                 Err(e) => return Next::Fail(e),
@@ -364,6 +393,7 @@ impl Engine {
         let fresh = Codegen::new(self.arena)?;
         let old = std::mem::replace(&mut self.cg, fresh);
         self.cache = Cache::default();
+        self.heat.clear();
         ctx.flush_jc();
         ctx.exit_slot = 0;
         self.pending_link = None;

@@ -12,8 +12,12 @@ use cpu::CpuState;
 use cpu::interp::mmu::Access;
 use cpu::state::gpr;
 
+use cpu::VmIo;
+use cpu::interp::StepResult;
+use cpu::state::flags as fl;
+
 use crate::ctx::JitCtx;
-use crate::engine::Engine;
+use crate::engine::{Engine, Next};
 
 /// What a fallback instruction may write.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -127,6 +131,60 @@ impl Engine {
                 break;
             }
         }
+    }
+
+    /// Run a block that is not hot yet on the interpreter, one instruction at a time with the
+    /// same write tracking as fallbacks, up to its end (a control transfer, an instruction the
+    /// JIT leaves to the interpreter, or `MAX_INSNS`).
+    pub fn run_cold(&mut self, ctx: &mut JitCtx, io: &dyn VmIo) -> Next {
+        self.sync_flags(ctx);
+        for _ in 0..crate::translate::MAX_INSNS {
+            let st = self.interp.state();
+            if !st.in_64bit_mode()
+                || st.rflags & (fl::TF | fl::RF) != 0
+                || st.interrupt_shadow
+                || st.halted
+            {
+                break;
+            }
+            let rip = st.rip;
+            let insn = match self.interp.translate(rip, Access::Exec) {
+                Ok(e) if !e.host.is_null() => {
+                    let n = (0x1000 - (rip & 0xfff)).min(15) as usize;
+                    let mut buf = [0u8; 15];
+                    self.interp
+                        .ram()
+                        .read(e.phys | (rip & 0xfff), &mut buf[..n]);
+                    iced_x86::Decoder::with_ip(64, &buf[..n], rip, iced_x86::DecoderOptions::NONE)
+                        .decode()
+                }
+                // Let the interpreter raise the fetch fault (or read MMIO code).
+                _ => Instruction::default(),
+            };
+            let st = self.interp.state();
+            let w = if insn.is_invalid() {
+                Writes::Unknown
+            } else {
+                writes(&mut self.info, &insn, st)
+            };
+            let rdi = st.gpr[gpr::RDI];
+            let before = self.interp.instructions();
+            let r = self.interp.step(io);
+            let retired = self.interp.instructions() != before;
+            self.after_fallback(ctx, w, rdi, retired);
+            self.stats.cold_insns += 1;
+            if r == StepResult::Shutdown {
+                return Next::Exit(cpu::VcpuExit::Shutdown);
+            }
+            if !retired
+                || insn.is_invalid()
+                || crate::lower::ends_block(&insn)
+                || !crate::lower::supported(&insn)
+            {
+                break;
+            }
+        }
+        Next::Again
     }
 
     /// After a fallback step that may have written `w`: invalidate what it overwrote.

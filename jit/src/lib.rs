@@ -51,6 +51,40 @@ pub enum JitError {
     CodeMemory(std::io::Error),
 }
 
+/// Tuning knobs of the JIT engine.
+#[derive(Clone, Copy, Debug)]
+pub struct JitOptions {
+    /// Code space per code generation, in bytes.
+    pub code_space: usize,
+    /// Executions of a block before it is translated; until then the interpreter runs it
+    /// (with the same tracking of writes to translated code as fallbacks). 1 translates on
+    /// first execution. Translating costs about 300 µs per block (release build), so code
+    /// that runs only a few times is cheaper to interpret.
+    pub hot_threshold: u32,
+}
+
+impl Default for JitOptions {
+    fn default() -> JitOptions {
+        JitOptions {
+            code_space: codegen::ARENA_SIZE,
+            hot_threshold: 1,
+        }
+    }
+}
+
+impl JitOptions {
+    /// The defaults, with `VX_JIT_HOT=N` overriding the hot threshold.
+    pub fn from_env() -> JitOptions {
+        let hot = std::env::var("VX_JIT_HOT")
+            .ok()
+            .and_then(|v| v.parse().ok());
+        JitOptions {
+            hot_threshold: hot.unwrap_or(1),
+            ..JitOptions::default()
+        }
+    }
+}
+
 /// One guest processor on the JIT.
 pub struct JitVcpu {
     eng: Box<Engine>,
@@ -72,15 +106,27 @@ impl std::fmt::Debug for JitVcpu {
 }
 
 impl JitVcpu {
-    /// A vCPU in the RESET state over `ram`.
+    /// A vCPU in the RESET state over `ram`, with the default options (`VX_JIT_HOT=N` sets
+    /// the hot threshold).
     pub fn new(ram: GuestRam) -> Result<JitVcpu, JitError> {
-        JitVcpu::with_code_space(ram, codegen::ARENA_SIZE)
+        JitVcpu::with_options(ram, JitOptions::from_env())
     }
 
     /// A vCPU whose code generations hold `bytes` of code each (at least 512 KiB): tests use
     /// a small one to make generation flushes happen.
     pub fn with_code_space(ram: GuestRam, bytes: usize) -> Result<JitVcpu, JitError> {
-        let eng = Box::new(Engine::new(Interp::new(ram), bytes)?);
+        JitVcpu::with_options(
+            ram,
+            JitOptions {
+                code_space: bytes,
+                ..JitOptions::default()
+            },
+        )
+    }
+
+    /// A vCPU with explicit options.
+    pub fn with_options(ram: GuestRam, opts: JitOptions) -> Result<JitVcpu, JitError> {
+        let eng = Box::new(Engine::new(Interp::new(ram), opts)?);
         let ctx = Box::into_raw(JitCtx::new());
         Ok(JitVcpu { eng, ctx })
     }
@@ -180,6 +226,7 @@ impl Vcpu for JitVcpu {
             ("links made".into(), c.links),
             ("jit instructions".into(), s.jit_insns),
             ("interp instructions".into(), s.interp_insns),
+            ("cold instructions".into(), s.cold_insns),
             ("fallback steps".into(), s.fallbacks.values().sum()),
             ("tlb misses read".into(), s.tlb_miss_read),
             ("tlb misses write".into(), s.tlb_miss_write),

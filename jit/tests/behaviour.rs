@@ -299,4 +299,38 @@ mod tests {
             v.stats().counters
         );
     }
+
+    #[test]
+    fn test_tiered_smc_and_loops_match_interpreter() {
+        // With translation deferred to the third execution, the patched function runs on the
+        // interpreter first, then translated, then patched again: same results.
+        let code = asm(|a| {
+            let mut f = a.create_label();
+            let mut top = a.create_label();
+            a.xor(ebx, ebx)?;
+            a.mov(r8d, 6u32)?;
+            a.lea(rsi, ptr(f))?;
+            a.set_label(&mut top)?;
+            a.call(f)?;
+            a.add(rbx, rax)?;
+            a.add(byte_ptr(rsi + 1), 10)?;
+            a.dec(r8d)?;
+            a.jnz(top)?;
+            a.hlt()?;
+            a.set_label(&mut f)?;
+            a.mov(eax, 3u32)?;
+            a.ret()
+        });
+        let st = long_mode_state();
+        let (a, _) = run_interp(guest(&code, &[]), &st);
+        let opts = jit::JitOptions {
+            hot_threshold: 3,
+            ..jit::JitOptions::default()
+        };
+        let (b, _, v) = run_jit_with(guest(&code, &[]), &st, opts);
+        let d = diff_states(&a, &b);
+        assert!(d.is_empty(), "{d:?}");
+        assert_eq!(b.gpr[3], 3 + 13 + 23 + 33 + 43 + 53);
+        assert!(stat(&v, "cold instructions") > 0);
+    }
 }

@@ -827,12 +827,16 @@ mod tests {
     /// Compare one case; returns the instructions generated code retired and whether the program
     /// ended in an exception stub.
     fn check(seed: u64, branchy: bool) -> Result<(u64, bool), String> {
+        check_with(seed, branchy, jit::JitOptions::default())
+    }
+
+    fn check_with(seed: u64, branchy: bool, opts: jit::JitOptions) -> Result<(u64, bool), String> {
         let code = program(seed, branchy);
         let (st, data) = random_state(seed);
         let ram_i = guest(&code, &data);
         let ram_j = guest(&code, &data);
         let (a, ea) = run_interp(ram_i.clone(), &st);
-        let (b, eb, v) = run_jit(ram_j.clone(), &st);
+        let (b, eb, v) = run_jit_with(ram_j.clone(), &st, opts);
         let mut diffs = diff_states(&a, &b);
         if ea != eb {
             diffs.push(format!("exit {ea:?} vs {eb:?}"));
@@ -909,5 +913,25 @@ mod tests {
     #[test]
     fn test_diff_branchy() {
         run_cases(100_000, cases(1000), true);
+    }
+
+    #[test]
+    fn test_diff_tiered() {
+        // Blocks run on the interpreter for their first two executions, then translated:
+        // loops switch engines in the middle.
+        let opts = jit::JitOptions {
+            hot_threshold: 3,
+            ..jit::JitOptions::default()
+        };
+        let mut failures = Vec::new();
+        for seed in 200_000..200_000 + cases(300) {
+            if let Err(e) = check_with(seed, true, opts) {
+                failures.push(e);
+                if failures.len() >= 3 {
+                    break;
+                }
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n\n"));
     }
 }

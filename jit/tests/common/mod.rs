@@ -185,7 +185,16 @@ pub fn run_interp(ram: GuestRam, st: &CpuState) -> (CpuState, VcpuExit) {
 
 /// Run on the JIT from `st`; returns the vCPU too (for its statistics).
 pub fn run_jit(ram: GuestRam, st: &CpuState) -> (CpuState, VcpuExit, JitVcpu) {
-    let mut v = JitVcpu::new(ram).expect("jit");
+    run_jit_with(ram, st, jit::JitOptions::default())
+}
+
+/// Run on the JIT with `opts` from `st`.
+pub fn run_jit_with(
+    ram: GuestRam,
+    st: &CpuState,
+    opts: jit::JitOptions,
+) -> (CpuState, VcpuExit, JitVcpu) {
+    let mut v = JitVcpu::with_options(ram, opts).expect("jit");
     v.set_state(st);
     let io = Io::default();
     let e = run_until_halt(&mut v, &io);
