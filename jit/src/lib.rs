@@ -3,9 +3,10 @@
 //! the JIT does not translate). See ARCHITECTURE-JIT.md for how a guest instruction becomes
 //! host code.
 //!
-//! Module map: `engine` (run loop), `entry` (calling generated code), `translate` (block →
-//! IR), `lower` + `lower_*` (one file per instruction family), `flags` (lazy flags), `tlb`
-//! (soft TLB), `cache` (blocks, code pages, chaining, invalidation), `codegen` (Cranelift
+//! Module map: `engine` (run loop), `entry` (calling generated code), `decode` (guest
+//! blocks), `translate` (block → IR), `lower` + `lower_*` (one file per instruction family),
+//! `flags` (lazy flags), `tlb` (soft TLB), `cache` (blocks, code pages, chaining,
+//! invalidation), `fallback` (interpreter steps and their writes), `codegen` (Cranelift
 //! pipeline), `codemem` (code pages), `helpers` (slow paths), `offsets` (every layout fact
 //! generated code uses), `ctx` (`JitCtx`), `dump` (`VX_JIT_DUMP=1`).
 
@@ -13,6 +14,7 @@ pub mod cache;
 pub mod codegen;
 pub mod codemem;
 pub mod ctx;
+pub mod decode;
 pub mod dump;
 pub mod engine;
 pub mod entry;

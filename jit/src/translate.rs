@@ -1,36 +1,31 @@
-//! Guest block → Cranelift IR (64-bit mode code).
+//! Guest block (see `decode.rs`) → Cranelift IR, 64-bit mode code. The generated function,
+//! `(ctx, budget, blocks) -> exit code` in Cranelift's tail calling convention:
 //!
-//! A block is decoded with iced-x86 from the guest-physical bytes at RIP, never crossing its
-//! 4 KiB page, and ends at a control transfer, before an instruction the JIT does not
-//! translate, or after `MAX_INSNS` instructions. The generated function:
+//! - prologue: the page's validity cell must equal `JitCtx::code_epoch` (else exit
+//!   `REVALIDATE`, so the run loop revalidates the page), the instruction budget must be
+//!   positive (else exit to the run loop);
+//! - body: one lowering per instruction (`lower_*.rs`); registers live in Cranelift variables
+//!   (loaded from the guest state on first use), flags in the translate-time lazy record
+//!   (`flags.rs`), memory goes through the inline soft-TLB probe (`tlb.rs`) with a helper call
+//!   on a miss;
+//! - exits: store the written registers, the flags record and RIP, then tail-call the next
+//!   block (a chaining slot for static targets, the jump cache for computed ones, passing the
+//!   budget and the block counter in registers) or return an exit code to the run loop (with
+//!   the budget and counter stored). Fault and interpreter exits leave the state exactly as
+//!   before the instruction.
 //!
-//! - prologue: checks the page's validity cell against `JitCtx::code_epoch` (exit 2 when they
-//!   differ, so the run loop revalidates the page), checks the instruction budget (exit 0 when
-//!   it is spent), counts the block, loads the 16 GPRs into Cranelift variables (unused loads
-//!   are removed by the optimizer);
-//! - body: one lowering per instruction (`lower_*.rs`); registers live in variables, flags in
-//!   the translate-time lazy state (`flags.rs`), memory goes through the inline soft-TLB fast
-//!   path (`tlb.rs`) with a helper call on a miss;
-//! - exits: every exit stores the dirty registers, the lazy flags (to `JitCtx`), RIP and the
-//!   budget, then either tail-calls the next block (through a chaining slot for static targets,
-//!   the jump cache for indirect ones) or returns an exit code to the run loop. A fault exit
-//!   leaves the state exactly as before the faulting instruction.
-//!
-//! A block whose last instruction jumps back to its own start is compiled as a loop inside the
-//! function: registers stay in host registers across iterations.
+//! A block whose last instruction jumps back to its own start is compiled as a first
+//! iteration followed by the loop proper, which keeps registers and the flags record in
+//! variables across iterations.
 
 use cranelift_codegen::ir::{
     Block, BlockArg, FuncRef, InstBuilder, MemFlagsData, SigRef, Type, Value, condcodes::IntCC,
     types,
 };
 use cranelift_frontend::{FunctionBuilder, Variable};
-use iced_x86::{Decoder, DecoderOptions, Instruction, Mnemonic};
 
 use crate::flags::Lazy;
 use crate::offsets;
-
-/// Most instructions in one block.
-pub const MAX_INSNS: usize = 48;
 
 /// Exit codes a block function returns to the run loop.
 pub mod exit {
@@ -57,168 +52,7 @@ pub mod status {
 }
 
 /// One decoded guest instruction.
-/// How an instruction continues the block.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Role {
-    /// As written.
-    Normal,
-    /// A direct JMP whose target (in the same page) follows it in the block.
-    InlineJmp,
-    /// A direct CALL whose callee (in the same page) follows it in the block.
-    InlineCall,
-    /// A RET matching an inlined CALL: the block goes on at `expected` when the popped
-    /// address is that (else it leaves through the jump cache).
-    InlineRet {
-        /// The return address the inlined CALL pushed.
-        expected: u64,
-    },
-}
-
-/// One decoded guest instruction.
-#[derive(Clone, Copy, Debug)]
-pub struct Insn {
-    /// The instruction (decoded at its RIP).
-    pub i: Instruction,
-    /// Address size in bytes (4 or 8).
-    pub asz: u32,
-    /// How it continues the block.
-    pub role: Role,
-}
-
-/// A decoded block.
-#[derive(Clone, Debug)]
-pub struct Plan {
-    /// The instructions to translate (may be empty: the first one is a fallback).
-    pub insns: Vec<Insn>,
-    /// The guest bytes the block covers, as (page offset, length) runs (at least one byte,
-    /// even for a fallback).
-    pub ranges: Vec<(u16, u16)>,
-    /// The first instruction not in the block when the block ends without a control transfer.
-    pub fallthrough: Option<u64>,
-    /// The mnemonic of the instruction the block stops before, if it stopped for that reason.
-    pub stopped_at: Option<Mnemonic>,
-}
-
-/// Most CALLs inlined into one block (nested).
-const MAX_INLINE_DEPTH: usize = 4;
-
-/// Decode a block at `rip` from `page`, the 4 KiB of guest memory holding it (at linear
-/// address `rip & !0xfff`). The block follows direct JMPs and CALLs (and the RETs of those
-/// CALLs) to targets in the same page that it has not decoded yet.
-pub fn decode(page: &[u8], rip: u64) -> Plan {
-    let base = rip & !0xfff;
-    let mut pc = rip;
-    let mut insns: Vec<Insn> = Vec::new();
-    let mut seen: Vec<u64> = Vec::new();
-    let mut returns: Vec<u64> = Vec::new();
-    let mut stopped_at = None;
-    let mut ends_in_branch = false;
-    let mut first_len = 1;
-    while insns.len() < MAX_INSNS {
-        let off = (pc - base) as usize;
-        let mut dec = Decoder::with_ip(64, &page[off..], pc, DecoderOptions::NONE);
-        let i = dec.decode();
-        if i.is_invalid() {
-            break;
-        }
-        if !crate::lower::supported(&i) {
-            stopped_at = Some(i.mnemonic());
-            if insns.is_empty() {
-                first_len = i.len();
-            }
-            break;
-        }
-        let asz = u32::from(cpu::interp::decode::address_size(
-            &page[off..off + i.len()],
-            64,
-        ));
-        seen.push(pc);
-        let target =
-            (i.op_kind(0) == iced_x86::OpKind::NearBranch64).then(|| i.near_branch_target());
-        let in_page = |t: u64| t & !0xfff == base;
-        let fresh = |t: u64| t != rip && !seen.contains(&t);
-        let role = match (i.mnemonic(), target) {
-            (Mnemonic::Jmp, Some(t)) if in_page(t) && fresh(t) => Role::InlineJmp,
-            (Mnemonic::Call, Some(t))
-                if in_page(t) && fresh(t) && returns.len() < MAX_INLINE_DEPTH =>
-            {
-                Role::InlineCall
-            }
-            (Mnemonic::Ret, None) if i.op_count() == 0 && !returns.is_empty() => {
-                let expected = returns.pop().expect("checked non-empty");
-                Role::InlineRet { expected }
-            }
-            _ => Role::Normal,
-        };
-        insns.push(Insn { i, asz, role });
-        pc = match role {
-            Role::InlineJmp => target.expect("direct"),
-            Role::InlineCall => {
-                returns.push(i.next_ip());
-                target.expect("direct")
-            }
-            Role::InlineRet { expected } => {
-                if !in_page(expected) || !fresh(expected) {
-                    // Continue only where the block can go on decoding.
-                    insns.pop();
-                    insns.push(Insn {
-                        i,
-                        asz,
-                        role: Role::Normal,
-                    });
-                    ends_in_branch = true;
-                    break;
-                }
-                expected
-            }
-            Role::Normal => {
-                if crate::lower::ends_block(&i) {
-                    ends_in_branch = true;
-                    break;
-                }
-                i.next_ip()
-            }
-        };
-        if pc & !0xfff != base {
-            break;
-        }
-    }
-    let fallthrough = if ends_in_branch { None } else { Some(pc) };
-    let ranges = if insns.is_empty() {
-        vec![(
-            (rip & 0xfff) as u16,
-            first_len.min(0x1000 - (rip & 0xfff) as usize) as u16,
-        )]
-    } else {
-        ranges_of(&insns)
-    };
-    Plan {
-        insns,
-        ranges,
-        fallthrough,
-        stopped_at,
-    }
-}
-
-/// The byte runs of `insns` (page offsets), sorted and merged.
-fn ranges_of(insns: &[Insn]) -> Vec<(u16, u16)> {
-    let mut v: Vec<(u16, u16)> = insns
-        .iter()
-        .map(|x| ((x.i.ip() & 0xfff) as u16, x.i.len() as u16))
-        .collect();
-    v.sort_unstable();
-    let mut out: Vec<(u16, u16)> = Vec::new();
-    for (o, l) in v {
-        match out.last_mut() {
-            Some((po, pl)) if u32::from(*po) + u32::from(*pl) >= u32::from(o) => {
-                let end = (u32::from(o) + u32::from(l)).max(u32::from(*po) + u32::from(*pl));
-                *pl = (end - u32::from(*po)) as u16;
-            }
-            _ => out.push((o, l)),
-        }
-    }
-    out
-}
+pub use crate::decode::{Insn, MAX_INSNS, Plan, Role, decode};
 
 /// Addresses of the helper adapters generated code calls (`preserve_all` functions that
 /// call the Rust helpers in `helpers.rs` and leave their result in `JitCtx::helper_status`).
