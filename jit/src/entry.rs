@@ -11,6 +11,86 @@ use cpu::{VcpuError, VcpuExit, VmIo};
 use crate::ctx::JitCtx;
 use crate::engine::{Engine, Next};
 
+/// An engine and its context, owned together. The context is a raw allocation because
+/// generated code and helpers write it through a pointer while the engine runs.
+pub struct Core {
+    eng: Box<Engine>,
+    /// From `Box::into_raw`, freed in `Drop`.
+    ctx: *mut JitCtx,
+}
+
+// SAFETY: the context is owned exclusively by this `Core` (its pointer is handed to generated
+// code only during `run`, which borrows the `Core` mutably), and the engine is Send; moving
+// the `Core` moves both.
+unsafe impl Send for Core {}
+
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core").field("engine", &self.eng).finish()
+    }
+}
+
+impl Core {
+    /// Own `eng` with a fresh context.
+    pub fn new(eng: Box<Engine>) -> Core {
+        Core {
+            eng,
+            ctx: Box::into_raw(JitCtx::new()),
+        }
+    }
+
+    /// The engine.
+    pub fn eng(&self) -> &Engine {
+        &self.eng
+    }
+
+    /// The engine, mutably.
+    pub fn eng_mut(&mut self) -> &mut Engine {
+        &mut self.eng
+    }
+
+    /// The context.
+    pub fn ctx(&self) -> &JitCtx {
+        // SAFETY: ctx is valid for the Core's life; outside `run` nothing else uses it.
+        unsafe { &*self.ctx }
+    }
+
+    /// The context, mutably.
+    pub fn ctx_mut(&mut self) -> &mut JitCtx {
+        // SAFETY: as in `ctx`, and `&mut self` makes this the only reference.
+        unsafe { &mut *self.ctx }
+    }
+
+    /// Run the guest until something the board must decide happens.
+    pub fn run(&mut self, io: &dyn VmIo) -> Result<VcpuExit, VcpuError> {
+        let io_ref: &dyn VmIo = io;
+        let eng: *mut Engine = &mut *self.eng;
+        let ctx = self.ctx;
+        // SAFETY: ctx is valid and exclusively ours; `io_ref` lives on this stack frame until
+        // run_loop returns, and the pointers are cleared before this function returns.
+        unsafe {
+            (*ctx).engine = eng.cast();
+            (*ctx).io = (&io_ref as *const &dyn VmIo).cast();
+        }
+        // SAFETY: eng and ctx are this Core's (valid, and not borrowed elsewhere while the loop
+        // runs: `self` is mutably borrowed by this call); engine and io are set above.
+        let r = unsafe { run_loop(eng, ctx, io) };
+        // SAFETY: as above; no generated code runs any more.
+        unsafe {
+            (*ctx).engine = std::ptr::null_mut();
+            (*ctx).io = std::ptr::null();
+        }
+        r
+    }
+}
+
+impl Drop for Core {
+    fn drop(&mut self) {
+        // SAFETY: ctx came from Box::into_raw in `new` and is freed only here.
+        drop(unsafe { Box::from_raw(self.ctx) });
+    }
+}
+
 /// Run blocks and interpreter steps until something the board must decide happens.
 ///
 /// # Safety

@@ -39,7 +39,7 @@ use cpu::{
     CpuState, EngineStats, GuestRam, Interp, Kicker, TraceFn, Vcpu, VcpuError, VcpuExit, VmIo,
 };
 
-use crate::ctx::{JitCtx, cc};
+use crate::ctx::cc;
 use crate::engine::Engine;
 
 /// Host-side failures of the JIT (never guest misbehaviour).
@@ -88,23 +88,9 @@ impl JitOptions {
 }
 
 /// One guest processor on the JIT.
+#[derive(Debug)]
 pub struct JitVcpu {
-    eng: Box<Engine>,
-    /// Owned (from `Box::into_raw`), freed in `Drop`; a raw pointer because generated code
-    /// writes it while the engine runs.
-    ctx: *mut JitCtx,
-}
-
-// SAFETY: the context is owned exclusively by this vCPU (nothing else holds its pointer
-// outside a `run` call), and the engine is Send; moving the vCPU moves both.
-unsafe impl Send for JitVcpu {}
-
-impl std::fmt::Debug for JitVcpu {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("JitVcpu")
-            .field("engine", &self.eng)
-            .finish()
-    }
+    core: entry::Core,
 }
 
 impl JitVcpu {
@@ -129,62 +115,29 @@ impl JitVcpu {
     /// A vCPU with explicit options.
     pub fn with_options(ram: GuestRam, opts: JitOptions) -> Result<JitVcpu, JitError> {
         let eng = Box::new(Engine::new(Interp::new(ram), opts)?);
-        let ctx = Box::into_raw(JitCtx::new());
-        Ok(JitVcpu { eng, ctx })
-    }
-
-    fn ctx(&self) -> &JitCtx {
-        // SAFETY: ctx is valid for the vCPU's life and no generated code runs outside `run`.
-        unsafe { &*self.ctx }
-    }
-
-    fn ctx_mut(&mut self) -> &mut JitCtx {
-        // SAFETY: as in `ctx`, and `&mut self` makes this the only reference.
-        unsafe { &mut *self.ctx }
+        Ok(JitVcpu {
+            core: entry::Core::new(eng),
+        })
     }
 
     /// The interpreter underneath (tests).
     pub fn interp(&self) -> &Interp {
-        &self.eng.interp
-    }
-}
-
-impl Drop for JitVcpu {
-    fn drop(&mut self) {
-        // SAFETY: ctx came from Box::into_raw in `new` and is freed only here.
-        drop(unsafe { Box::from_raw(self.ctx) });
+        &self.core.eng().interp
     }
 }
 
 impl Vcpu for JitVcpu {
     fn run(&mut self, io: &dyn VmIo) -> Result<VcpuExit, VcpuError> {
-        let io_ref: &dyn VmIo = io;
-        let eng: *mut Engine = &mut *self.eng;
-        let ctx = self.ctx;
-        // SAFETY: ctx is valid and exclusively ours; `io_ref` lives on this stack frame until
-        // run_loop returns, and the pointers are cleared before this function returns.
-        unsafe {
-            (*ctx).engine = eng.cast();
-            (*ctx).io = (&io_ref as *const &dyn VmIo).cast();
-        }
-        // SAFETY: eng and ctx are this vCPU's (valid, and not borrowed elsewhere while the
-        // loop runs: `self` is mutably borrowed by this call); engine and io are set above.
-        let r = unsafe { entry::run_loop(eng, ctx, io) };
-        // SAFETY: as above; no generated code runs any more.
-        unsafe {
-            (*ctx).engine = std::ptr::null_mut();
-            (*ctx).io = std::ptr::null();
-        }
-        r
+        self.core.run(io)
     }
 
     fn get_state(&self) -> CpuState {
-        *self.eng.interp.state()
+        *self.core.eng().interp.state()
     }
 
     fn set_state(&mut self, state: &CpuState) {
-        self.eng.interp.set_state(state);
-        let ctx = self.ctx_mut();
+        self.core.eng_mut().interp.set_state(state);
+        let ctx = self.core.ctx_mut();
         ctx.cc_op = cc::NONE;
         ctx.flush_tlb();
         ctx.flush_jc();
@@ -192,27 +145,28 @@ impl Vcpu for JitVcpu {
     }
 
     fn inject_interrupt(&mut self, vector: u8) {
-        self.eng.interp.inject_interrupt(vector);
-        self.ctx_mut().code_epoch += 1;
+        self.core.eng_mut().interp.inject_interrupt(vector);
+        self.core.ctx_mut().code_epoch += 1;
     }
 
     fn interrupts_enabled(&self) -> bool {
-        self.eng.interp.interrupts_enabled()
+        self.core.eng().interp.interrupts_enabled()
     }
 
     fn kicker(&self) -> Kicker {
-        self.eng.interp.kicker()
+        self.core.eng().interp.kicker()
     }
 
     fn set_trace(&mut self, f: Option<TraceFn>) -> bool {
-        self.eng.interp_only = f.is_some();
-        self.eng.interp.set_trace(f)
+        self.core.eng_mut().interp_only = f.is_some();
+        self.core.eng_mut().interp.set_trace(f)
     }
 
     fn stats(&self) -> EngineStats {
-        let s = &self.eng.stats;
-        let c = &self.eng.cache.stats;
-        let blocks = self.ctx().blocks;
+        let eng = self.core.eng();
+        let s = &eng.stats;
+        let c = &eng.cache.stats;
+        let blocks = self.core.ctx().blocks;
         let mut counters: Vec<(String, u64)> = vec![
             ("blocks translated".into(), s.translated),
             ("insns translated".into(), s.translated_insns),
@@ -244,10 +198,10 @@ impl Vcpu for JitVcpu {
         for (m, n) in fb.into_iter().take(12) {
             counters.push((format!("fallback {}", format!("{m:?}").to_lowercase()), *n));
         }
-        let inner = self.eng.interp.stats();
+        let inner = self.core.eng().interp.stats();
         EngineStats {
             engine: "jit",
-            instructions: self.eng.interp.instructions(),
+            instructions: self.core.eng().interp.instructions(),
             counters,
             unimplemented: inner.unimplemented,
         }
