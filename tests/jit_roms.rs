@@ -16,7 +16,10 @@ struct Capture(Arc<Mutex<Vec<u8>>>);
 
 impl Write for Capture {
     fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).extend_from_slice(b);
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(b);
         Ok(b.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -42,7 +45,8 @@ fn run_on_jit(image: &[u8]) -> Outcome {
     })
     .expect("board");
     let (mut vcpu, _why) =
-        accel::create_vcpu(AccelKind::Jit, board.ram().clone(), accel::EntryMode::Real).expect("jit engine");
+        accel::create_vcpu(AccelKind::Jit, board.ram().clone(), accel::EntryMode::Real)
+            .expect("jit engine");
     vcpu.set_state(&firmware::reset_state());
     let control = board.control();
     let (done_tx, done_rx) = mpsc::channel::<()>();
@@ -52,12 +56,21 @@ fn run_on_jit(image: &[u8]) -> Outcome {
         }
     });
     let start = Instant::now();
-    let reason = board.run(vcpu.as_mut()).expect("the JIT never fails on the host side");
+    let reason = board
+        .run(vcpu.as_mut())
+        .expect("the JIT never fails on the host side");
     let elapsed = start.elapsed();
     let _ = done_tx.send(());
     timer.join().expect("timer thread");
-    let serial = String::from_utf8_lossy(&cap.0.lock().unwrap_or_else(|p| p.into_inner())).into_owned();
-    Outcome { reason, serial, dump: vcpu.get_state().dump(), stats: vcpu.stats(), elapsed }
+    let serial =
+        String::from_utf8_lossy(&cap.0.lock().unwrap_or_else(|p| p.into_inner())).into_owned();
+    Outcome {
+        reason,
+        serial,
+        dump: vcpu.get_state().dump(),
+        stats: vcpu.stats(),
+        elapsed,
+    }
 }
 
 fn first_difference(got: &str, want: &str) -> String {
@@ -107,20 +120,41 @@ fn check_roms(roms: Vec<test_roms::TestRom>) {
             }
         }
     }
-    assert!(failures.is_empty(), "{} ROM(s) failed:\n\n{}", failures.len(), failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "{} ROM(s) failed:\n\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
 }
 
 #[test]
 fn test_jit_all_roms() {
     // VX_JIT_ROM=substring runs only the matching ROMs (debugging).
     let filter = std::env::var("VX_JIT_ROM").unwrap_or_default();
-    check_roms(test_roms::all().into_iter().filter(|r| r.name.contains(&filter)).collect());
+    check_roms(
+        test_roms::all()
+            .into_iter()
+            .filter(|r| r.name.contains(&filter))
+            .collect(),
+    );
 }
 
 #[test]
 fn test_jit_demo_narrates_and_powers_off() {
     let rom = test_roms::demo_rom();
     let out = run_on_jit(&rom.image);
-    assert_eq!(out.reason, StopReason::PowerOff, "serial:\n{}\n{}", out.serial, out.dump);
-    assert_eq!(out.serial, rom.expected_serial(), "{}", first_difference(&out.serial.replace("\r\n", "\n"), &rom.expected));
+    assert_eq!(
+        out.reason,
+        StopReason::PowerOff,
+        "serial:\n{}\n{}",
+        out.serial,
+        out.dump
+    );
+    assert_eq!(
+        out.serial,
+        rom.expected_serial(),
+        "{}",
+        first_difference(&out.serial.replace("\r\n", "\n"), &rom.expected)
+    );
 }

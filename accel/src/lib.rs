@@ -104,14 +104,22 @@ pub fn create_vcpu(
                 }
             } else {
                 let r = choice.reason.as_str();
-                let r = r.strip_prefix("interp: auto picks the interpreter because ").unwrap_or(r);
-                r.trim_end_matches(" and the JIT is not built yet").to_string()
+                let r = r
+                    .strip_prefix("interp: auto picks the interpreter because ")
+                    .unwrap_or(r);
+                r.trim_end_matches(" and the JIT is not built yet")
+                    .to_string()
             };
             match jit::JitVcpu::new(ram.clone()) {
-                Ok(v) => Ok((Box::new(v), format!("jit: auto picks the JIT because {why_not_kvm}"))),
+                Ok(v) => Ok((
+                    Box::new(v),
+                    format!("jit: auto picks the JIT because {why_not_kvm}"),
+                )),
                 Err(e) => Ok((
                     Box::new(Interp::new(ram)),
-                    format!("interp: auto fell back to the interpreter because {why_not_kvm} and the JIT failed ({e})"),
+                    format!(
+                        "interp: auto fell back to the interpreter because {why_not_kvm} and the JIT failed ({e})"
+                    ),
                 )),
             }
         }
