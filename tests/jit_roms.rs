@@ -128,33 +128,38 @@ fn check_roms(roms: Vec<test_roms::TestRom>) {
     );
 }
 
-#[test]
-fn test_jit_all_roms() {
-    // VX_JIT_ROM=substring runs only the matching ROMs (debugging).
-    let filter = std::env::var("VX_JIT_ROM").unwrap_or_default();
-    check_roms(
-        test_roms::all()
-            .into_iter()
-            .filter(|r| r.name.contains(&filter))
-            .collect(),
-    );
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-#[test]
-fn test_jit_demo_narrates_and_powers_off() {
-    let rom = test_roms::demo_rom();
-    let out = run_on_jit(&rom.image);
-    assert_eq!(
-        out.reason,
-        StopReason::PowerOff,
-        "serial:\n{}\n{}",
-        out.serial,
-        out.dump
-    );
-    assert_eq!(
-        out.serial,
-        rom.expected_serial(),
-        "{}",
-        first_difference(&out.serial.replace("\r\n", "\n"), &rom.expected)
-    );
+    #[test]
+    fn test_jit_all_roms() {
+        // VX_JIT_ROM=substring runs only the matching ROMs (debugging).
+        let filter = std::env::var("VX_JIT_ROM").unwrap_or_default();
+        check_roms(
+            test_roms::all()
+                .into_iter()
+                .filter(|r| r.name.contains(&filter))
+                .collect(),
+        );
+    }
+
+    #[test]
+    fn test_jit_demo_narrates_and_powers_off() {
+        let rom = test_roms::demo_rom();
+        let out = run_on_jit(&rom.image);
+        assert_eq!(
+            out.reason,
+            StopReason::PowerOff,
+            "serial:\n{}\n{}",
+            out.serial,
+            out.dump
+        );
+        assert_eq!(
+            out.serial,
+            rom.expected_serial(),
+            "{}",
+            first_difference(&out.serial.replace("\r\n", "\n"), &rom.expected)
+        );
+    }
 }
