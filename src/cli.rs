@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-/// vx: an x86_64 full-system emulator (interpreter today; JIT and KVM engines to come).
+/// vx: an x86_64 full-system emulator (a reference interpreter, a Cranelift JIT, and KVM).
 #[derive(Debug, Parser)]
 #[command(name = "vx", version, about, long_about = None, after_help = EXIT_HELP)]
 pub struct Cli {
@@ -39,8 +39,8 @@ pub enum Command {
 /// Options of `vx run`.
 #[derive(Debug, Args, Default)]
 pub struct RunArgs {
-    /// Execution engine: auto, interp or kvm (jit is not built yet). auto picks KVM only where
-    /// it is hardware-backed (VT-x/AMD-V), else the interpreter. A software-only KVM (kvm_pvm)
+    /// Execution engine: auto, interp, jit or kvm. auto picks KVM only where it is
+    /// hardware-backed (VT-x/AMD-V), else the Cranelift JIT. A software-only KVM (kvm_pvm)
     /// runs only guests entering in 64-bit mode; VX_KVM_FORCE=1 tries other modes anyway
     /// (use with --timeout: such a guest may hang).
     #[arg(long, default_value = "auto")]

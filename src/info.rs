@@ -70,7 +70,7 @@ pub fn report(probe: &HostProbe) -> String {
     }
     let _ = writeln!(
         o,
-        "engines: interp (built), jit (not built yet), kvm (built)"
+        "engines: interp, jit, kvm (all built)"
     );
     let bios = decide_auto(probe, EntryMode::Real);
     let long = decide_auto(probe, EntryMode::Long64);

@@ -104,11 +104,7 @@ pub fn create_vcpu(
                 }
             } else {
                 let r = choice.reason.as_str();
-                let r = r
-                    .strip_prefix("interp: auto picks the interpreter because ")
-                    .unwrap_or(r);
-                r.trim_end_matches(" and the JIT is not built yet")
-                    .to_string()
+                r.strip_prefix("jit: auto picks the JIT because ").unwrap_or(r).to_string()
             };
             match jit::JitVcpu::new(ram.clone()) {
                 Ok(v) => Ok((

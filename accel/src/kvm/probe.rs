@@ -338,21 +338,21 @@ pub struct AutoChoice {
 /// interpreter (the JIT does not exist yet). A software-only KVM is never picked
 /// automatically: exits cost ~10 µs there and it cannot run every guest mode.
 pub fn decide_auto(probe: &HostProbe, mode: EntryMode) -> AutoChoice {
-    let interp = |why: String| AutoChoice {
+    let software = |why: String| AutoChoice {
         kvm: false,
-        reason: format!("interp: auto picks the interpreter because {why}"),
+        reason: format!("jit: auto picks the JIT because {why}"),
     };
     if let Some(why) = probe.unusable_reason() {
-        return interp(why);
+        return software(why);
     }
     if !probe.hardware_backed() {
-        return interp(format!(
-            "KVM here is not hardware-backed ({}) and the JIT is not built yet",
+        return software(format!(
+            "KVM here is not hardware-backed ({})",
             probe.describe_hardware()
         ));
     }
     if let Some(why) = probe.mode_unsupported_reason(mode) {
-        return interp(why);
+        return software(why);
     }
     AutoChoice {
         kvm: true,
