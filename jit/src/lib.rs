@@ -1,6 +1,6 @@
 //! vx's Cranelift JIT engine: guest x86_64 blocks translated to host code, on top of the
 //! reference interpreter (which owns the state, the MMU, exception delivery and runs whatever
-//! the JIT does not translate). See ARCHITECTURE-JIT.md for how a guest instruction becomes
+//! the JIT does not translate). See docs/architecture.md ("The JIT engine") for how a guest instruction becomes
 //! host code.
 //!
 //! Module map: `engine` (run loop), `entry` (calling generated code), `decode` (guest

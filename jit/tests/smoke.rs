@@ -44,7 +44,7 @@ mod tests {
         }));
     }
 
-    /// The worked example of ARCHITECTURE-JIT.md (run with VX_JIT_DUMP=1 to see it).
+    /// The worked example in docs/architecture.md (run with VX_JIT_DUMP=1 to see it).
     #[test]
     fn test_smoke_sum_loop() {
         let code = asm(|a| {
