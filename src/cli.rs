@@ -90,14 +90,21 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
                 'M' => 1 << 20,
                 'G' => 1 << 30,
                 'T' => 1 << 40,
-                _ => return Err(format!("malformed memory size '{s}': unknown suffix '{c}' (use K, M, G or T)")),
+                _ => {
+                    return Err(format!(
+                        "malformed memory size '{s}': unknown suffix '{c}' (use K, M, G or T)"
+                    ));
+                }
             };
             (&t[..i], m)
         }
         _ => (t, 1),
     };
-    let n: u64 = num.parse().map_err(|_| format!("malformed memory size '{s}' (examples: 512M, 2G)"))?;
-    n.checked_mul(mult).ok_or_else(|| format!("memory size '{s}' is too large"))
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("malformed memory size '{s}' (examples: 512M, 2G)"))?;
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("memory size '{s}' is too large"))
 }
 
 #[cfg(test)]

@@ -68,10 +68,7 @@ pub fn report(probe: &HostProbe) -> String {
             );
         }
     }
-    let _ = writeln!(
-        o,
-        "engines: interp, jit, kvm (all built)"
-    );
+    let _ = writeln!(o, "engines: interp, jit, kvm (all built)");
     let bios = decide_auto(probe, EntryMode::Real);
     let long = decide_auto(probe, EntryMode::Long64);
     let _ = writeln!(

@@ -13,7 +13,8 @@ use cli::{Cli, Command, RunArgs};
 fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("VX_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+            tracing_subscriber::EnvFilter::try_from_env("VX_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)
         .without_time()
@@ -36,9 +37,24 @@ fn main() {
     };
     let demo = test_roms::demo();
     let result = match cli.command {
-        None => run::run(&RunArgs { accel: "auto".into(), memory: "32M".into(), serial: "stdio".into(), ..RunArgs::default() }, Some(demo)),
+        None => run::run(
+            &RunArgs {
+                accel: "auto".into(),
+                memory: "32M".into(),
+                serial: "stdio".into(),
+                ..RunArgs::default()
+            },
+            Some(demo),
+        ),
         Some(Command::Demo(d)) => run::run(
-            &RunArgs { accel: d.accel, memory: "32M".into(), serial: "stdio".into(), stats: d.stats, trace: d.trace, ..RunArgs::default() },
+            &RunArgs {
+                accel: d.accel,
+                memory: "32M".into(),
+                serial: "stdio".into(),
+                stats: d.stats,
+                trace: d.trace,
+                ..RunArgs::default()
+            },
             Some(demo),
         ),
         Some(Command::Run(args)) => run::run(&args, Some(demo)),

@@ -24,7 +24,10 @@ pub struct Failure {
 }
 
 fn usage(message: impl Into<String>) -> Failure {
-    Failure { status: EXIT_USAGE, message: message.into() }
+    Failure {
+        status: EXIT_USAGE,
+        message: message.into(),
+    }
 }
 
 enum Serial {
@@ -41,7 +44,9 @@ fn parse_serial(s: &str) -> Result<Serial, Failure> {
             Some(path) if !path.is_empty() => std::fs::File::create(path)
                 .map(Serial::File)
                 .map_err(|e| usage(format!("cannot open serial output file {path}: {e}"))),
-            _ => Err(usage(format!("unknown --serial backend '{s}' (expected stdio, file:PATH or none)"))),
+            _ => Err(usage(format!(
+                "unknown --serial backend '{s}' (expected stdio, file:PATH or none)"
+            ))),
         },
     }
 }
@@ -54,20 +59,30 @@ fn trace_line(st: &cpu::CpuState, bytes: &[u8]) {
     IntelFormatter::new().format(&i, &mut text);
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     let mut err = std::io::stderr().lock();
-    let _ = writeln!(err, "{:04x}:{:016x}  {:<30} {}", st.seg[1].selector, st.rip, hex, text);
+    let _ = writeln!(
+        err,
+        "{:04x}:{:016x}  {:<30} {}",
+        st.seg[1].selector, st.rip, hex, text
+    );
 }
 
 /// Run a guest; `builtin` is the ROM used when no --bios is given.
 pub fn run(args: &RunArgs, builtin: Option<Vec<u8>>) -> Result<i32, Failure> {
-    let kind: AccelKind = args.accel.parse().map_err(|e: accel::AccelError| usage(e.to_string()))?;
+    let kind: AccelKind = args
+        .accel
+        .parse()
+        .map_err(|e: accel::AccelError| usage(e.to_string()))?;
     let memory = parse_size(&args.memory).map_err(usage)?;
     let bios = match &args.bios {
         Some(p) => firmware::load_bios(p).map_err(|e| usage(e.to_string()))?,
-        None => builtin.ok_or_else(|| usage("no guest given: pass --bios FILE (or run `vx` for the demo)"))?,
+        None => builtin
+            .ok_or_else(|| usage("no guest given: pass --bios FILE (or run `vx` for the demo)"))?,
     };
     if let Some(t) = args.timeout {
         if !(t.is_finite() && t > 0.0) {
-            return Err(usage(format!("--timeout must be a positive number of seconds, not {t}")));
+            return Err(usage(format!(
+                "--timeout must be a positive number of seconds, not {t}"
+            )));
         }
     }
     let serial = parse_serial(&args.serial)?;
@@ -76,9 +91,19 @@ pub fn run(args: &RunArgs, builtin: Option<Vec<u8>>) -> Result<i32, Failure> {
         Serial::File(f) => Some(Box::new(f)),
         Serial::None => None,
     };
-    let board = Board::new(BoardConfig { memory, bios: Some(bios), serial_out, trace_post: args.trace })
-        .map_err(|e| usage(e.to_string()))?;
-    let (mut vcpu, why) = accel::create_vcpu(kind, board.ram().clone(), accel::EntryMode::of(&firmware::reset_state())).map_err(|e| usage(e.to_string()))?;
+    let board = Board::new(BoardConfig {
+        memory,
+        bios: Some(bios),
+        serial_out,
+        trace_post: args.trace,
+    })
+    .map_err(|e| usage(e.to_string()))?;
+    let (mut vcpu, why) = accel::create_vcpu(
+        kind,
+        board.ram().clone(),
+        accel::EntryMode::of(&firmware::reset_state()),
+    )
+    .map_err(|e| usage(e.to_string()))?;
     tracing::info!("engine: {why}");
     vcpu.set_state(&firmware::reset_state());
     if args.trace && !vcpu.set_trace(Some(Box::new(trace_line))) {
@@ -100,13 +125,19 @@ pub fn run(args: &RunArgs, builtin: Option<Vec<u8>>) -> Result<i32, Failure> {
         None
     };
     let start = Instant::now();
-    let reason = board.run(vcpu.as_mut()).map_err(|e| Failure { status: EXIT_INTERNAL, message: e.to_string() })?;
+    let reason = board.run(vcpu.as_mut()).map_err(|e| Failure {
+        status: EXIT_INTERNAL,
+        message: e.to_string(),
+    })?;
     let elapsed = start.elapsed();
     drop(_raw);
     let _ = std::io::stdout().flush();
     match reason {
         StopReason::TripleFault => {
-            eprintln!("vx: the guest triple-faulted (shutdown); registers:\n{}", vcpu.get_state().dump());
+            eprintln!(
+                "vx: the guest triple-faulted (shutdown); registers:\n{}",
+                vcpu.get_state().dump()
+            );
         }
         StopReason::HaltedForever => {
             eprintln!(
@@ -132,7 +163,11 @@ pub fn run(args: &RunArgs, builtin: Option<Vec<u8>>) -> Result<i32, Failure> {
                 st.code_bitness(),
                 if st.halted { ", halted" } else { "" },
                 stats.instructions,
-                if exits.is_empty() { String::new() } else { format!(", {}", exits.join(", ")) }
+                if exits.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {}", exits.join(", "))
+                }
             );
         }
         _ => {}
@@ -145,7 +180,11 @@ pub fn run(args: &RunArgs, builtin: Option<Vec<u8>>) -> Result<i32, Failure> {
 
 fn print_stats(s: &cpu::EngineStats, elapsed: Duration, why: &str) {
     let secs = elapsed.as_secs_f64();
-    let mips = if secs > 0.0 { s.instructions as f64 / secs / 1e6 } else { 0.0 };
+    let mips = if secs > 0.0 {
+        s.instructions as f64 / secs / 1e6
+    } else {
+        0.0
+    };
     eprintln!("vx stats: engine {why}");
     eprintln!("  instructions      {}", s.instructions);
     eprintln!("  run time          {secs:.3} s");

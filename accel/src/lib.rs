@@ -104,7 +104,9 @@ pub fn create_vcpu(
                 }
             } else {
                 let r = choice.reason.as_str();
-                r.strip_prefix("jit: auto picks the JIT because ").unwrap_or(r).to_string()
+                r.strip_prefix("jit: auto picks the JIT because ")
+                    .unwrap_or(r)
+                    .to_string()
             };
             match jit::JitVcpu::new(ram.clone()) {
                 Ok(v) => Ok((

@@ -50,7 +50,9 @@ pub trait Engine {
 /// Where `prog` is on PATH, if anywhere.
 fn which(prog: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|d| d.join(prog)).find(|p| p.is_file())
+    std::env::split_paths(&path)
+        .map(|d| d.join(prog))
+        .find(|p| p.is_file())
 }
 
 /// User plus system CPU seconds of all waited-for children of this process so far.
@@ -80,12 +82,16 @@ struct Finished {
 fn timed(mut cmd: Command, dir: &Path, tag: &str) -> Result<Finished, String> {
     let out_path = dir.join(format!("{tag}.stdout"));
     let err_path = dir.join(format!("{tag}.stderr"));
-    let out = std::fs::File::create(&out_path).map_err(|e| format!("{}: {e}", out_path.display()))?;
-    let err = std::fs::File::create(&err_path).map_err(|e| format!("{}: {e}", err_path.display()))?;
+    let out =
+        std::fs::File::create(&out_path).map_err(|e| format!("{}: {e}", out_path.display()))?;
+    let err =
+        std::fs::File::create(&err_path).map_err(|e| format!("{}: {e}", err_path.display()))?;
     cmd.stdin(Stdio::null()).stdout(out).stderr(err);
     let cpu_before = children_cpu_seconds();
     let start = Instant::now();
-    let mut child = cmd.spawn().map_err(|e| format!("cannot start {:?}: {e}", cmd.get_program()))?;
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot start {:?}: {e}", cmd.get_program()))?;
     let status = loop {
         match child.try_wait() {
             Ok(Some(s)) => break s,
@@ -116,7 +122,10 @@ fn check_serial(serial: &Path) -> Result<(), String> {
     match text.lines().find(|l| l.contains("vx-bench: checksum")) {
         Some(l) if l.trim_end().ends_with(" ok") => Ok(()),
         Some(l) => Err(format!("guest reported: {}", l.trim())),
-        None => Err(format!("no checksum line on COM1 (got {:?})", text.chars().take(200).collect::<String>())),
+        None => Err(format!(
+            "no checksum line on COM1 (got {:?})",
+            text.chars().take(200).collect::<String>()
+        )),
     }
 }
 
@@ -131,18 +140,25 @@ pub struct Vx {
     root: PathBuf,
     bin: PathBuf,
     build: bool,
+    /// `interp` (engine name "vx") or `jit` (engine name "vx-jit").
+    accel: &'static str,
 }
 
 impl Vx {
     /// vx from `root/target/release/vx`, built first when `build` (or when missing).
-    pub fn new(root: &Path, build: bool) -> Vx {
-        Vx { root: root.to_path_buf(), bin: root.join("target/release/vx"), build }
+    pub fn new(root: &Path, build: bool, accel: &'static str) -> Vx {
+        Vx {
+            root: root.to_path_buf(),
+            bin: root.join("target/release/vx"),
+            build,
+            accel,
+        }
     }
 }
 
 impl Engine for Vx {
     fn name(&self) -> &'static str {
-        "vx"
+        if self.accel == "jit" { "vx-jit" } else { "vx" }
     }
 
     fn available(&self) -> Result<(), String> {
@@ -158,7 +174,11 @@ impl Engine for Vx {
                 return Err("`cargo build --release -p vx` failed".into());
             }
         }
-        if self.bin.is_file() { Ok(()) } else { Err(format!("{} not found", self.bin.display())) }
+        if self.bin.is_file() {
+            Ok(())
+        } else {
+            Err(format!("{} not found", self.bin.display()))
+        }
     }
 
     fn version(&self) -> String {
@@ -169,7 +189,12 @@ impl Engine for Vx {
             .ok()
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
             .unwrap_or_default();
-        format!("{} (git {rev}, interpreter)", self.bin.display())
+        let engine = if self.accel == "jit" {
+            "Cranelift JIT"
+        } else {
+            "interpreter"
+        };
+        format!("{} (git {rev}, {engine})", self.bin.display())
     }
 
     fn run(&self, v: &Variant, serial: &Path, dir: &Path) -> Outcome {
@@ -177,23 +202,32 @@ impl Engine for Vx {
         cmd.arg("run")
             .arg("--bios")
             .arg(&v.rom)
-            .args(["--accel", "interp", "--stats", "--serial"])
+            .args(["--accel", self.accel, "--stats", "--serial"])
             .arg(format!("file:{}", serial.display()));
-        let f = match timed(cmd, dir, &format!("vx-{}", v.name)) {
+        let f = match timed(cmd, dir, &format!("{}-{}", self.name(), v.name)) {
             Ok(f) => f,
             Err(e) => return Outcome::Failed(e),
         };
         if f.status != Some(1) {
-            return Outcome::Failed(format!("exit status {:?} (expected 1): {}", f.status, last_lines(&f.stderr, 4)));
+            return Outcome::Failed(format!(
+                "exit status {:?} (expected 1): {}",
+                f.status,
+                last_lines(&f.stderr, 4)
+            ));
         }
         if let Err(e) = check_serial(serial) {
             return Outcome::Failed(e);
         }
         let instructions = f.stderr.lines().find_map(|l| {
             let l = l.trim();
-            l.strip_prefix("instructions").and_then(|n| n.trim().parse().ok())
+            l.strip_prefix("instructions")
+                .and_then(|n| n.trim().parse().ok())
         });
-        Outcome::Ok { seconds: f.seconds, cpu_seconds: f.cpu_seconds, instructions }
+        Outcome::Ok {
+            seconds: f.seconds,
+            cpu_seconds: f.cpu_seconds,
+            instructions,
+        }
     }
 }
 
@@ -206,7 +240,9 @@ pub struct Qemu {
 impl Qemu {
     /// qemu-system-x86_64 from PATH.
     pub fn new() -> Qemu {
-        Qemu { bin: which("qemu-system-x86_64") }
+        Qemu {
+            bin: which("qemu-system-x86_64"),
+        }
     }
 }
 
@@ -218,37 +254,62 @@ impl Engine for Qemu {
     fn available(&self) -> Result<(), String> {
         match &self.bin {
             Some(_) => Ok(()),
-            None => Err("qemu-system-x86_64 not on PATH (Debian: apt-get install qemu-system-x86)".into()),
+            None => Err(
+                "qemu-system-x86_64 not on PATH (Debian: apt-get install qemu-system-x86)".into(),
+            ),
         }
     }
 
     fn version(&self) -> String {
-        let Some(bin) = &self.bin else { return String::new() };
+        let Some(bin) = &self.bin else {
+            return String::new();
+        };
         Command::new(bin)
             .arg("--version")
             .output()
             .ok()
-            .and_then(|o| String::from_utf8_lossy(&o.stdout).lines().next().map(str::to_owned))
+            .and_then(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .lines()
+                    .next()
+                    .map(str::to_owned)
+            })
             .unwrap_or_default()
     }
 
     fn run(&self, v: &Variant, serial: &Path, dir: &Path) -> Outcome {
-        let Some(bin) = &self.bin else { return Outcome::Failed("not installed".into()) };
+        let Some(bin) = &self.bin else {
+            return Outcome::Failed("not installed".into());
+        };
         let mut cmd = Command::new(bin);
         cmd.args(["-accel", "tcg", "-bios"])
             .arg(&v.rom)
             .args(["-display", "none", "-serial"])
             .arg(format!("file:{}", serial.display()))
-            .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=1", "-m", "64", "-no-reboot"]);
+            .args([
+                "-device",
+                "isa-debug-exit,iobase=0xf4,iosize=1",
+                "-m",
+                "64",
+                "-no-reboot",
+            ]);
         let f = match timed(cmd, dir, &format!("qemu-{}", v.name)) {
             Ok(f) => f,
             Err(e) => return Outcome::Failed(e),
         };
         if f.status != Some(1) {
-            return Outcome::Failed(format!("exit status {:?} (expected 1): {}", f.status, last_lines(&f.stderr, 4)));
+            return Outcome::Failed(format!(
+                "exit status {:?} (expected 1): {}",
+                f.status,
+                last_lines(&f.stderr, 4)
+            ));
         }
         match check_serial(serial) {
-            Ok(()) => Outcome::Ok { seconds: f.seconds, cpu_seconds: f.cpu_seconds, instructions: None },
+            Ok(()) => Outcome::Ok {
+                seconds: f.seconds,
+                cpu_seconds: f.cpu_seconds,
+                instructions: None,
+            },
             Err(e) => Outcome::Failed(e),
         }
     }
@@ -264,7 +325,9 @@ pub struct Bochs {
 impl Bochs {
     /// bochs from PATH.
     pub fn new() -> Bochs {
-        Bochs { bin: which("bochs") }
+        Bochs {
+            bin: which("bochs"),
+        }
     }
 }
 
@@ -287,35 +350,46 @@ impl Engine for Bochs {
 
     fn available(&self) -> Result<(), String> {
         let Some(bin) = &self.bin else {
-            return Err("bochs not on PATH (Debian: apt-get install bochs bochsbios bochs-term)".into());
+            return Err(
+                "bochs not on PATH (Debian: apt-get install bochs bochsbios bochs-term)".into(),
+            );
         };
         // The debugger build needs `-rc`; a build without x86-64 lacks 64-bit CPU models.
         let cpus = Command::new(bin)
             .args(["--help", "cpu"])
             .output()
             .map_err(|e| format!("cannot run bochs: {e}"))?;
-        let text = String::from_utf8_lossy(&cpus.stdout).into_owned() + &String::from_utf8_lossy(&cpus.stderr);
+        let text = String::from_utf8_lossy(&cpus.stdout).into_owned()
+            + &String::from_utf8_lossy(&cpus.stderr);
         if !text.contains(BOCHS_CPU) {
-            return Err(format!("this bochs has no {BOCHS_CPU} CPU model (built without x86-64?)"));
+            return Err(format!(
+                "this bochs has no {BOCHS_CPU} CPU model (built without x86-64?)"
+            ));
         }
         Ok(())
     }
 
     fn version(&self) -> String {
-        let Some(bin) = &self.bin else { return String::new() };
+        let Some(bin) = &self.bin else {
+            return String::new();
+        };
         Command::new(bin)
             .arg("--help")
             .output()
             .ok()
             .and_then(|o| {
                 let text = String::from_utf8_lossy(&o.stdout).into_owned();
-                text.lines().find(|l| l.contains("Bochs x86 Emulator")).map(|l| l.trim().to_owned())
+                text.lines()
+                    .find(|l| l.contains("Bochs x86 Emulator"))
+                    .map(|l| l.trim().to_owned())
             })
             .unwrap_or_default()
     }
 
     fn run(&self, v: &Variant, serial: &Path, dir: &Path) -> Outcome {
-        let Some(bin) = &self.bin else { return Outcome::Failed("not installed".into()) };
+        let Some(bin) = &self.bin else {
+            return Outcome::Failed("not installed".into());
+        };
         let rc = dir.join(format!("bochsrc-{}", v.name));
         let cmds = dir.join("bochs-debugger-commands");
         let log = dir.join(format!("bochs-{}.log", v.name));
@@ -351,13 +425,22 @@ impl Engine for Bochs {
             return Outcome::Failed(format!("cannot write bochs config: {e}"));
         }
         let mut cmd = Command::new(bin);
-        cmd.arg("-q").arg("-f").arg(&rc).arg("-rc").arg(&cmds).current_dir(dir);
+        cmd.arg("-q")
+            .arg("-f")
+            .arg(&rc)
+            .arg("-rc")
+            .arg(&cmds)
+            .current_dir(dir);
         let f = match timed(cmd, dir, &format!("bochs-{}", v.name)) {
             Ok(f) => f,
             Err(e) => return Outcome::Failed(e),
         };
         match check_serial(serial) {
-            Ok(()) => Outcome::Ok { seconds: f.seconds, cpu_seconds: f.cpu_seconds, instructions: None },
+            Ok(()) => Outcome::Ok {
+                seconds: f.seconds,
+                cpu_seconds: f.cpu_seconds,
+                instructions: None,
+            },
             Err(e) => Outcome::Failed(format!(
                 "{e}; exit status {:?}; {}",
                 f.status,

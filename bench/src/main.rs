@@ -2,7 +2,7 @@
 //! (QEMU TCG, Bochs), and print a table of wall time, guest instructions, MIPS and ratios.
 //!
 //! Usage: `cargo run --release -p vx-bench -- [--quick] [--runs N] [--passes N]
-//! [--engines vx,qemu,bochs] [--no-build]`; `vx-bench kvm [...]` runs the KVM / interpreter /
+//! [--engines vx,vx-jit,qemu,bochs] [--no-build]`; `vx-bench kvm [...]` runs the KVM / interpreter /
 //! JIT comparison of kvm.rs instead. See docs/benchmarks.md.
 
 mod engines;
@@ -30,12 +30,12 @@ struct Options {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: vx-bench [--quick] [--runs N] [--passes N] [--engines vx,qemu,bochs] [--no-build]\n\
+        "usage: vx-bench [--quick] [--runs N] [--passes N] [--engines vx,vx-jit,qemu,bochs] [--no-build]\n\
          \n\
          --quick       {QUICK_PASSES} passes instead of {FULL_PASSES}, one run per engine\n\
          --runs N      runs per engine and variant; the median is reported (default 3)\n\
          --passes N    workload passes of the main variant\n\
-         --engines L   comma-separated subset of vx,qemu,bochs (default all)\n\
+         --engines L   comma-separated subset of vx,vx-jit,qemu,bochs (default all; vx is the interpreter)\n\
          --no-build    do not run `cargo build --release -p vx` first"
     );
     std::process::exit(2)
@@ -46,16 +46,18 @@ fn parse_args() -> Options {
         quick: false,
         runs: 3,
         passes: None,
-        engines: vec!["vx".into(), "qemu".into(), "bochs".into()],
+        engines: vec!["vx".into(), "vx-jit".into(), "qemu".into(), "bochs".into()],
         build: true,
     };
     let mut runs = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
-        let mut value = |name: &str| args.next().unwrap_or_else(|| {
-            eprintln!("vx-bench: {name} needs a value");
-            usage()
-        });
+        let mut value = |name: &str| {
+            args.next().unwrap_or_else(|| {
+                eprintln!("vx-bench: {name} needs a value");
+                usage()
+            })
+        };
         match a.as_str() {
             "--quick" => o.quick = true,
             "--runs" => runs = Some(value("--runs").parse().unwrap_or_else(|_| usage())),
@@ -77,7 +79,11 @@ fn median(v: &[f64]) -> f64 {
     let mut s = v.to_vec();
     s.sort_by(f64::total_cmp);
     let n = s.len();
-    if n % 2 == 1 { s[n / 2] } else { (s[n / 2 - 1] + s[n / 2]) / 2.0 }
+    if n % 2 == 1 {
+        s[n / 2]
+    } else {
+        (s[n / 2 - 1] + s[n / 2]) / 2.0
+    }
 }
 
 /// Results of one engine on one variant.
@@ -104,7 +110,9 @@ fn main() -> ExitCode {
         eprintln!("vx-bench: cannot create {}: {e}", scratch.display());
         return ExitCode::from(1);
     }
-    let passes = o.passes.unwrap_or(if o.quick { QUICK_PASSES } else { FULL_PASSES });
+    let passes = o
+        .passes
+        .unwrap_or(if o.quick { QUICK_PASSES } else { FULL_PASSES });
     let variants = [("startup", 1u32), ("workload", passes)];
     let mut built = Vec::new();
     let mut models = Vec::new();
@@ -123,14 +131,27 @@ fn main() -> ExitCode {
             eprintln!("vx-bench: cannot write {}: {e}", path.display());
             return ExitCode::from(1);
         }
-        eprintln!("vx-bench: wrote {} ({p} pass{})", path.display(), if p == 1 { "" } else { "es" });
-        built.push(Variant { name, passes: p, rom: path });
+        eprintln!(
+            "vx-bench: wrote {} ({p} pass{})",
+            path.display(),
+            if p == 1 { "" } else { "es" }
+        );
+        built.push(Variant {
+            name,
+            passes: p,
+            rom: path,
+        });
     }
 
     let mut engines: Vec<Box<dyn Engine>> = Vec::new();
     for name in &o.engines {
         match name.as_str() {
-            "vx" => engines.push(Box::new(engines::Vx::new(&root, o.build))),
+            "vx" => engines.push(Box::new(engines::Vx::new(&root, o.build, "interp"))),
+            "vx-jit" => engines.push(Box::new(engines::Vx::new(
+                &root,
+                o.build && !o.engines.iter().any(|e| e == "vx"),
+                "jit",
+            ))),
             "qemu" => engines.push(Box::new(engines::Qemu::new())),
             "bochs" => engines.push(Box::new(engines::Bochs::new())),
             other => {
@@ -151,11 +172,21 @@ fn main() -> ExitCode {
         }
         eprintln!("vx-bench: {}: {}", e.name(), e.version());
         for (vi, v) in built.iter().enumerate() {
-            let mut row = Row { engine: e.name(), variant: v.name, times: Vec::new(), cpu: Vec::new(), failure: None };
+            let mut row = Row {
+                engine: e.name(),
+                variant: v.name,
+                times: Vec::new(),
+                cpu: Vec::new(),
+                failure: None,
+            };
             for run in 0..o.runs {
                 let serial = scratch.join(format!("{}-{}-{run}.serial", e.name(), v.name));
                 match e.run(v, &serial, &scratch) {
-                    Outcome::Ok { seconds, cpu_seconds, instructions } => {
+                    Outcome::Ok {
+                        seconds,
+                        cpu_seconds,
+                        instructions,
+                    } => {
                         eprintln!(
                             "vx-bench: {} {} run {}: {seconds:.3} s wall, {cpu_seconds:.3} s CPU",
                             e.name(),
@@ -166,13 +197,20 @@ fn main() -> ExitCode {
                         row.cpu.push(cpu_seconds);
                         if let Some(n) = instructions {
                             if counts[vi].is_some_and(|c| c != n) {
-                                eprintln!("vx-bench: warning: instruction count changed between runs ({n})");
+                                eprintln!(
+                                    "vx-bench: warning: instruction count changed between runs ({n})"
+                                );
                             }
                             counts[vi] = Some(n);
                         }
                     }
                     Outcome::Failed(why) => {
-                        eprintln!("vx-bench: {} {} run {}: FAILED: {why}", e.name(), v.name, run + 1);
+                        eprintln!(
+                            "vx-bench: {} {} run {}: FAILED: {why}",
+                            e.name(),
+                            v.name,
+                            run + 1
+                        );
                         row.failure = Some(why);
                         break;
                     }
@@ -194,14 +232,18 @@ fn main() -> ExitCode {
                     a - models[0].loop_instructions
                 )
             } else {
-                format!("WARNING: vx counted {} more instructions for the workload than for startup; the host model says {model}", b - a)
+                format!(
+                    "WARNING: vx counted {} more instructions for the workload than for startup; the host model says {model}",
+                    b - a
+                )
             }
         }
         _ => {
             for (c, m) in counts.iter_mut().zip(&models) {
                 *c = Some(m.loop_instructions);
             }
-            "no vx count: using the host model's pass-loop count (setup and report not included)".to_owned()
+            "no vx count: using the host model's pass-loop count (setup and report not included)"
+                .to_owned()
         }
     };
 
@@ -221,7 +263,10 @@ fn main() -> ExitCode {
         for r in rows.iter().filter(|r| r.variant == v.name) {
             if let Some(f) = &r.failure {
                 failed = true;
-                line(format!("| {} | {} | {} | failed: {f} | | | | | |", v.name, r.engine, v.passes));
+                line(format!(
+                    "| {} | {} | {} | failed: {f} | | | | | |",
+                    v.name, r.engine, v.passes
+                ));
                 continue;
             }
             let t = median(&r.times);
@@ -256,9 +301,13 @@ fn main() -> ExitCode {
         line("| engine | CPU per pass (s) | fixed cost: startup CPU - one pass (s) | steady-state MIPS (CPU) |".into());
         line("|---|---:|---:|---:|".into());
         for e in &engines {
-            let find =
-                |v: &str| rows.iter().find(|r| r.engine == e.name() && r.variant == v && r.failure.is_none());
-            let (Some(rs), Some(rw)) = (find("startup"), find("workload")) else { continue };
+            let find = |v: &str| {
+                rows.iter()
+                    .find(|r| r.engine == e.name() && r.variant == v && r.failure.is_none())
+            };
+            let (Some(rs), Some(rw)) = (find("startup"), find("workload")) else {
+                continue;
+            };
             let (cs, cw) = (median(&rs.cpu), median(&rw.cpu));
             let extra = f64::from(built[1].passes - built[0].passes);
             let per_pass = (cw - cs) / extra;
@@ -271,8 +320,13 @@ fn main() -> ExitCode {
         }
     }
     line(String::new());
-    line("MIPS = guest instructions (counted by vx --stats) / median wall-clock time of the whole".into());
-    line("process. vx speed / engine speed = engine time / vx time (above 1: vx is faster).".into());
+    line(
+        "MIPS = guest instructions (counted by vx --stats) / median wall-clock time of the whole"
+            .into(),
+    );
+    line(
+        "process. vx speed / engine speed = engine time / vx time (above 1: vx is faster).".into(),
+    );
     line(format!("Instruction count: {check}."));
     println!();
     print!("{table}");
@@ -281,7 +335,10 @@ fn main() -> ExitCode {
         eprintln!("vx-bench: table written to {}", results.display());
     }
     if failed {
-        eprintln!("vx-bench: logs of the failed runs are in {}", scratch.display());
+        eprintln!(
+            "vx-bench: logs of the failed runs are in {}",
+            scratch.display()
+        );
         ExitCode::from(1)
     } else {
         let _ = std::fs::remove_dir_all(&scratch);

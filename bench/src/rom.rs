@@ -88,7 +88,9 @@ pub struct Reference {
 impl Reference {
     /// Hex digits a-f in the checksum: `puthex` runs one more instruction for each.
     pub fn hex_letters(&self) -> u64 {
-        (0..16).filter(|k| (self.checksum >> (4 * k)) & 15 >= 10).count() as u64
+        (0..16)
+            .filter(|k| (self.checksum >> (4 * k)) & 15 >= 10)
+            .count() as u64
     }
 }
 
@@ -164,7 +166,10 @@ pub fn reference(passes: u32) -> Reference {
             idx = (idx + RMW_STRIDE) & (N - 1);
         }
     }
-    Reference { checksum: h ^ seed, loop_instructions: ins }
+    Reference {
+        checksum: h ^ seed,
+        loop_instructions: ins,
+    }
 }
 
 /// Build the benchmark ROM for `passes` passes; it embeds the expected checksum.
@@ -179,7 +184,10 @@ pub fn build(passes: u32) -> Result<Vec<u8>, IcedError> {
     put(&mut rom, 0, &rm);
     put(&mut rom, GDT_OFF, &gdt());
     let pm = protected_mode()?;
-    assert!(PM32_OFF + pm.len() as u64 <= LM64_OFF, "32-bit code too long");
+    assert!(
+        PM32_OFF + pm.len() as u64 <= LM64_OFF,
+        "32-bit code too long"
+    );
     put(&mut rom, PM32_OFF, &pm);
     let lm = long_mode(passes, expected)?;
     assert!(LM64_OFF + lm.len() as u64 <= 0xfff0, "64-bit code too long");
@@ -191,7 +199,12 @@ pub fn build(passes: u32) -> Result<Vec<u8>, IcedError> {
 
 /// GDT: null, 0x08 flat 32-bit code, 0x10 flat data, 0x18 64-bit code; then the GDTR image.
 fn gdt() -> Vec<u8> {
-    let entries: [u64; 4] = [0, 0x00cf_9a00_0000_ffff, 0x00cf_9200_0000_ffff, 0x00af_9a00_0000_ffff];
+    let entries: [u64; 4] = [
+        0,
+        0x00cf_9a00_0000_ffff,
+        0x00cf_9200_0000_ffff,
+        0x00af_9a00_0000_ffff,
+    ];
     let mut v = Vec::new();
     for e in entries {
         v.extend_from_slice(&e.to_le_bytes());

@@ -37,7 +37,11 @@ pub struct Fault {
 
 impl Fault {
     const fn new(vector: u8, code: Option<u32>) -> Fault {
-        Fault { vector, code, addr: 0 }
+        Fault {
+            vector,
+            code,
+            addr: 0,
+        }
     }
     /// #DE divide error.
     pub const DE: Fault = Fault::new(vector::DE, None);
@@ -73,7 +77,11 @@ impl Fault {
     }
     /// #PF at linear address `addr` with the page-fault error code.
     pub const fn pf(addr: u64, code: u32) -> Fault {
-        Fault { vector: vector::PF, code: Some(code), addr }
+        Fault {
+            vector: vector::PF,
+            code: Some(code),
+            addr,
+        }
     }
 }
 

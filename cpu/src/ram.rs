@@ -46,7 +46,12 @@ unsafe impl Sync for Inner {}
 impl fmt::Debug for GuestRam {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_list()
-            .entries(self.inner.regions.iter().map(|r| (r.gpa, r.len, r.readonly)))
+            .entries(
+                self.inner
+                    .regions
+                    .iter()
+                    .map(|r| (r.gpa, r.len, r.readonly)),
+            )
             .finish()
     }
 }
@@ -59,7 +64,12 @@ impl GuestRam {
     /// `owner` lives (for example, `owner` holds the mmaps the regions point into).
     pub unsafe fn new(mut regions: Vec<RamRegion>, owner: Box<dyn Any + Send + Sync>) -> GuestRam {
         regions.sort_by_key(|r| r.gpa);
-        GuestRam { inner: Arc::new(Inner { regions, _owner: owner }) }
+        GuestRam {
+            inner: Arc::new(Inner {
+                regions,
+                _owner: owner,
+            }),
+        }
     }
 
     /// An empty memory map (everything is MMIO); useful in tests.
@@ -76,7 +86,10 @@ impl GuestRam {
     /// The region holding `gpa`, if it is RAM or ROM.
     #[inline]
     pub fn region(&self, gpa: u64) -> Option<&RamRegion> {
-        self.inner.regions.iter().find(|r| gpa.wrapping_sub(r.gpa) < r.len)
+        self.inner
+            .regions
+            .iter()
+            .find(|r| gpa.wrapping_sub(r.gpa) < r.len)
     }
 
     /// Host pointer for `gpa..gpa+len` if the whole range lies in one region, with its
@@ -94,11 +107,18 @@ impl GuestRam {
 
     /// Walk `gpa..gpa+len` region by region: `f(region, offset in region, bytes, done so far)`.
     /// Returns false if some byte is not RAM or ROM.
-    fn chunks(&self, gpa: u64, len: usize, mut f: impl FnMut(&RamRegion, usize, usize, usize)) -> bool {
+    fn chunks(
+        &self,
+        gpa: u64,
+        len: usize,
+        mut f: impl FnMut(&RamRegion, usize, usize, usize),
+    ) -> bool {
         let mut done = 0usize;
         while done < len {
             let a = gpa.wrapping_add(done as u64);
-            let Some(r) = self.region(a) else { return false };
+            let Some(r) = self.region(a) else {
+                return false;
+            };
             let off = (a - r.gpa) as usize;
             let n = (r.len as usize - off).min(len - done);
             f(r, off, n, done);

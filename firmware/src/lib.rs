@@ -36,7 +36,10 @@ pub enum FirmwareError {
 /// Read and check a BIOS image file.
 pub fn load_bios(path: &Path) -> Result<Vec<u8>, FirmwareError> {
     let name = path.display().to_string();
-    let meta = std::fs::metadata(path).map_err(|source| FirmwareError::Read { path: name.clone(), source })?;
+    let meta = std::fs::metadata(path).map_err(|source| FirmwareError::Read {
+        path: name.clone(),
+        source,
+    })?;
     if meta.is_dir() {
         return Err(FirmwareError::Read {
             path: name,
@@ -44,14 +47,23 @@ pub fn load_bios(path: &Path) -> Result<Vec<u8>, FirmwareError> {
         });
     }
     if meta.len() > MAX_ROM {
-        return Err(FirmwareError::TooLarge { path: name, size: meta.len() });
+        return Err(FirmwareError::TooLarge {
+            path: name,
+            size: meta.len(),
+        });
     }
-    let data = std::fs::read(path).map_err(|source| FirmwareError::Read { path: name.clone(), source })?;
+    let data = std::fs::read(path).map_err(|source| FirmwareError::Read {
+        path: name.clone(),
+        source,
+    })?;
     if data.is_empty() {
         return Err(FirmwareError::Empty(name));
     }
     if data.len() as u64 > MAX_ROM {
-        return Err(FirmwareError::TooLarge { path: name, size: data.len() as u64 });
+        return Err(FirmwareError::TooLarge {
+            path: name,
+            size: data.len() as u64,
+        });
     }
     Ok(data)
 }
@@ -70,14 +82,20 @@ mod tests {
     fn test_load_bios_rejects_bad_files() {
         let dir = std::env::temp_dir().join(format!("vx-fw-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
-        assert!(matches!(load_bios(&dir.join("missing.bin")), Err(FirmwareError::Read { .. })));
+        assert!(matches!(
+            load_bios(&dir.join("missing.bin")),
+            Err(FirmwareError::Read { .. })
+        ));
         let empty = dir.join("empty.bin");
         std::fs::write(&empty, b"").expect("write");
         assert!(matches!(load_bios(&empty), Err(FirmwareError::Empty(_))));
         let big = dir.join("big.bin");
         let f = std::fs::File::create(&big).expect("create");
         f.set_len(MAX_ROM + 1).expect("set_len");
-        assert!(matches!(load_bios(&big), Err(FirmwareError::TooLarge { .. })));
+        assert!(matches!(
+            load_bios(&big),
+            Err(FirmwareError::TooLarge { .. })
+        ));
         assert!(matches!(load_bios(&dir), Err(FirmwareError::Read { .. })));
         let ok = dir.join("ok.bin");
         std::fs::write(&ok, [0xf4u8; 16]).expect("write");

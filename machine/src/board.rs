@@ -67,11 +67,33 @@ impl Board {
         let mut pio = Bus::new("pio", 1);
         let mmio = Bus::new("mmio", 4096);
         let com1 = Arc::new(Mutex::new(Uart16550::new(cfg.serial_out, Arc::new(NoIrq))));
-        pio.insert(u64::from(layout::COM1_PORT), u64::from(layout::COM1_LEN), com1.clone())?;
-        pio.insert(u64::from(layout::DEBUG_EXIT_PORT), 1, Arc::new(Mutex::new(DebugExit::new(control.clone()))))?;
-        pio.insert(u64::from(layout::RESET_CF9_PORT), 1, Arc::new(Mutex::new(ResetControl::new(control.clone()))))?;
-        pio.insert(u64::from(layout::POST_PORT), 1, Arc::new(Mutex::new(PostPort::new(cfg.trace_post))))?;
-        Ok(Board { memory, pio, mmio, control, com1 })
+        pio.insert(
+            u64::from(layout::COM1_PORT),
+            u64::from(layout::COM1_LEN),
+            com1.clone(),
+        )?;
+        pio.insert(
+            u64::from(layout::DEBUG_EXIT_PORT),
+            1,
+            Arc::new(Mutex::new(DebugExit::new(control.clone()))),
+        )?;
+        pio.insert(
+            u64::from(layout::RESET_CF9_PORT),
+            1,
+            Arc::new(Mutex::new(ResetControl::new(control.clone()))),
+        )?;
+        pio.insert(
+            u64::from(layout::POST_PORT),
+            1,
+            Arc::new(Mutex::new(PostPort::new(cfg.trace_post))),
+        )?;
+        Ok(Board {
+            memory,
+            pio,
+            mmio,
+            control,
+            com1,
+        })
     }
 
     /// Guest RAM, for engines and loaders.

@@ -49,7 +49,14 @@ impl std::fmt::Debug for Bus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Bus")
             .field("name", &self.name)
-            .field("ranges", &self.entries.iter().map(|e| (e.base, e.len)).collect::<Vec<_>>())
+            .field(
+                "ranges",
+                &self
+                    .entries
+                    .iter()
+                    .map(|e| (e.base, e.len))
+                    .collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -57,12 +64,21 @@ impl std::fmt::Debug for Bus {
 impl Bus {
     /// An empty bus; unclaimed accesses are logged once per `log_granule`-aligned block.
     pub fn new(name: &'static str, log_granule: u64) -> Bus {
-        Bus { name, entries: Vec::new(), logged: Mutex::new(HashSet::new()), log_granule }
+        Bus {
+            name,
+            entries: Vec::new(),
+            logged: Mutex::new(HashSet::new()),
+            log_granule,
+        }
     }
 
     /// Register `dev` for `base..base+len`.
     pub fn insert(&mut self, base: u64, len: u64, dev: SharedDevice) -> Result<(), BusError> {
-        if self.entries.iter().any(|e| base < e.base + e.len && e.base < base + len) {
+        if self
+            .entries
+            .iter()
+            .any(|e| base < e.base + e.len && e.base < base + len)
+        {
             return Err(BusError::Overlap { base, len });
         }
         self.entries.push(Entry { base, len, dev });
@@ -81,14 +97,21 @@ impl Bus {
         let mut logged = self.logged.lock().unwrap_or_else(|p| p.into_inner());
         if logged.insert(key) {
             let what = if write { "write to" } else { "read from" };
-            tracing::debug!("{}: {what} unclaimed address {addr:#x} (logged once)", self.name);
+            tracing::debug!(
+                "{}: {what} unclaimed address {addr:#x} (logged once)",
+                self.name
+            );
         }
     }
 
     /// Read from the device at `addr`, or all-ones if none.
     pub fn read(&self, addr: u64, data: &mut [u8]) {
         match self.find(addr) {
-            Some(e) => e.dev.lock().unwrap_or_else(|p| p.into_inner()).read(addr - e.base, data),
+            Some(e) => e
+                .dev
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .read(addr - e.base, data),
             None => {
                 data.fill(0xff);
                 self.log_unclaimed(addr, false);
@@ -99,7 +122,11 @@ impl Bus {
     /// Write to the device at `addr`, or drop the write if none.
     pub fn write(&self, addr: u64, data: &[u8]) {
         match self.find(addr) {
-            Some(e) => e.dev.lock().unwrap_or_else(|p| p.into_inner()).write(addr - e.base, data),
+            Some(e) => e
+                .dev
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .write(addr - e.base, data),
             None => self.log_unclaimed(addr, true),
         }
     }

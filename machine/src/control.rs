@@ -48,7 +48,10 @@ impl VmControl {
     }
     /// Register a vCPU's kicker.
     pub fn add_kicker(&self, k: Kicker) {
-        self.kickers.lock().unwrap_or_else(|p| p.into_inner()).push(k);
+        self.kickers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(k);
     }
     /// Ask the VM to stop; the first reason wins.
     pub fn request_stop(&self, reason: StopReason) {
@@ -58,7 +61,12 @@ impl VmControl {
                 *r = Some(reason);
             }
         }
-        for k in self.kickers.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+        for k in self
+            .kickers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
             k.kick();
         }
     }

@@ -71,12 +71,19 @@ impl GuestMemory {
             return Err(MemoryError::TooSmall(size));
         }
         if size > MAX_MEMORY {
-            return Err(MemoryError::TooLarge { size, why: format!("vx supports at most {} GiB", MAX_MEMORY >> 30) });
+            return Err(MemoryError::TooLarge {
+                size,
+                why: format!("vx supports at most {} GiB", MAX_MEMORY >> 30),
+            });
         }
         if let Some(total) = host_total_memory()
-            && size > total {
-                return Err(MemoryError::TooLarge { size, why: format!("the host has {} MiB", total >> 20) });
-            }
+            && size > total
+        {
+            return Err(MemoryError::TooLarge {
+                size,
+                why: format!("the host has {} MiB", total >> 20),
+            });
+        }
         if let Some(r) = rom {
             if r.is_empty() {
                 return Err(MemoryError::EmptyRom);
@@ -85,24 +92,36 @@ impl GuestMemory {
                 return Err(MemoryError::RomTooLarge(r.len() as u64));
             }
         }
-        let mut ram_map = MmapMut::map_anon(size as usize).map_err(|source| MemoryError::Map { size, source })?;
+        let mut ram_map =
+            MmapMut::map_anon(size as usize).map_err(|source| MemoryError::Map { size, source })?;
         let base = ram_map.as_mut_ptr();
         let mut regions = Vec::new();
         let mut add = |gpa: u64, host_off: u64, len: u64| {
             if len > 0 {
                 // SAFETY: host_off + len <= size for every call below, inside the mapping.
                 let host = unsafe { base.add(host_off as usize) };
-                regions.push(RamRegion { gpa, len, host, readonly: false });
+                regions.push(RamRegion {
+                    gpa,
+                    len,
+                    host,
+                    readonly: false,
+                });
             }
         };
-        let alias = rom.map(|r| (r.len() as u64).min(BIOS_ALIAS_MAX)).unwrap_or(0);
+        let alias = rom
+            .map(|r| (r.len() as u64).min(BIOS_ALIAS_MAX))
+            .unwrap_or(0);
         // Below 1 MiB: conventional memory, the VGA hole, then RAM up to the BIOS alias.
         let low_end = size.min(HIGH_RAM_START);
         add(0, 0, low_end.min(LOW_RAM_END));
         if low_end > UPPER_RAM_START {
             let upper_end = low_end.min(HIGH_RAM_START - alias);
             if upper_end > UPPER_RAM_START {
-                add(UPPER_RAM_START, UPPER_RAM_START, upper_end - UPPER_RAM_START);
+                add(
+                    UPPER_RAM_START,
+                    UPPER_RAM_START,
+                    upper_end - UPPER_RAM_START,
+                );
             }
         }
         if size > HIGH_RAM_START {
@@ -115,19 +134,38 @@ impl GuestMemory {
         let mut rom_map = None;
         if let Some(r) = rom {
             let len = r.len() as u64;
-            let mut m = MmapMut::map_anon(r.len()).map_err(|source| MemoryError::Map { size: len, source })?;
+            let mut m = MmapMut::map_anon(r.len())
+                .map_err(|source| MemoryError::Map { size: len, source })?;
             m.copy_from_slice(r);
             let p = m.as_mut_ptr();
-            regions.push(RamRegion { gpa: FOUR_GIB - len, len, host: p, readonly: true });
+            regions.push(RamRegion {
+                gpa: FOUR_GIB - len,
+                len,
+                host: p,
+                readonly: true,
+            });
             // SAFETY: len - alias < len, inside the ROM mapping.
             let alias_host = unsafe { p.add((len - alias) as usize) };
-            regions.push(RamRegion { gpa: HIGH_RAM_START - alias, len: alias, host: alias_host, readonly: true });
+            regions.push(RamRegion {
+                gpa: HIGH_RAM_START - alias,
+                len: alias,
+                host: alias_host,
+                readonly: true,
+            });
             rom_map = Some(m);
         }
         let _ = &mut ram_map;
         // SAFETY: every region points into `ram_map` or `rom_map`, which the owner keeps
         // alive as long as any clone of the GuestRam exists.
-        let ram = unsafe { GuestRam::new(regions, Box::new(Owner { _ram: ram_map, _rom: rom_map })) };
+        let ram = unsafe {
+            GuestRam::new(
+                regions,
+                Box::new(Owner {
+                    _ram: ram_map,
+                    _rom: rom_map,
+                }),
+            )
+        };
         Ok(GuestMemory { ram, size })
     }
 
@@ -184,8 +222,17 @@ mod tests {
 
     #[test]
     fn test_memory_size_limits() {
-        assert!(matches!(GuestMemory::new(1 << 20, None), Err(MemoryError::TooSmall(_))));
-        assert!(matches!(GuestMemory::new(1 << 45, None), Err(MemoryError::TooLarge { .. })));
-        assert!(matches!(GuestMemory::new(4 << 20, Some(&[])), Err(MemoryError::EmptyRom)));
+        assert!(matches!(
+            GuestMemory::new(1 << 20, None),
+            Err(MemoryError::TooSmall(_))
+        ));
+        assert!(matches!(
+            GuestMemory::new(1 << 45, None),
+            Err(MemoryError::TooLarge { .. })
+        ));
+        assert!(matches!(
+            GuestMemory::new(4 << 20, Some(&[])),
+            Err(MemoryError::EmptyRom)
+        ));
     }
 }

@@ -12,7 +12,14 @@ use crate::vcpu::VmIo;
 
 impl Interp {
     fn cx<'a>(&'a mut self, io: &'a dyn VmIo) -> Cx<'a> {
-        Cx { st: &mut self.st, tlb: &mut self.tlb, ram: &self.ram, io, misc: &mut self.misc, asz: 8 }
+        Cx {
+            st: &mut self.st,
+            tlb: &mut self.tlb,
+            ram: &self.ram,
+            io,
+            misc: &mut self.misc,
+            asz: 8,
+        }
     }
 
     /// A raw pointer to the architectural state, for generated code that reads and writes
@@ -46,7 +53,13 @@ impl Interp {
     }
 
     /// Write `size` bytes at linear address `lin` with the current privilege (RAM or MMIO).
-    pub fn write_linear(&mut self, io: &dyn VmIo, lin: u64, size: u32, v: u64) -> Result<(), Fault> {
+    pub fn write_linear(
+        &mut self,
+        io: &dyn VmIo,
+        lin: u64,
+        size: u32,
+        v: u64,
+    ) -> Result<(), Fault> {
         let user = self.st.cpl() == 3;
         self.cx(io).write_lin(lin, size, v, user)
     }

@@ -23,7 +23,9 @@ pub fn check_target(cx: &Cx, target: u64) -> Result<(), Fault> {
 
 fn near_target(cx: &mut Cx, i: &Instruction) -> Result<u64, Fault> {
     match i.op_kind(0) {
-        OpKind::NearBranch16 | OpKind::NearBranch32 | OpKind::NearBranch64 => Ok(i.near_branch_target()),
+        OpKind::NearBranch16 | OpKind::NearBranch32 | OpKind::NearBranch64 => {
+            Ok(i.near_branch_target())
+        }
         _ => cx.rd(i, 0),
     }
 }
@@ -33,7 +35,9 @@ fn is_far(i: &Instruction) -> bool {
         || (i.op_kind(0) == OpKind::Memory
             && matches!(
                 i.memory_size(),
-                iced_x86::MemorySize::SegPtr16 | iced_x86::MemorySize::SegPtr32 | iced_x86::MemorySize::SegPtr64
+                iced_x86::MemorySize::SegPtr16
+                    | iced_x86::MemorySize::SegPtr32
+                    | iced_x86::MemorySize::SegPtr64
             ))
 }
 
@@ -86,11 +90,12 @@ pub fn exec(cx: &mut Cx, i: &Instruction) -> Result<(), Fault> {
                     let c = rcx.wrapping_sub(1) & mask(csize);
                     new_rcx = Some(c);
                     let zf = cx.st.rflags & ZF != 0;
-                    c != 0 && match m {
-                        Loope => zf,
-                        Loopne => !zf,
-                        _ => true,
-                    }
+                    c != 0
+                        && match m {
+                            Loope => zf,
+                            Loopne => !zf,
+                            _ => true,
+                        }
                 }
             };
             if take {

@@ -2,11 +2,13 @@
 //! in every mode, INT n / INT3 / INTO / INT1, SYSCALL/SYSRET, and LDS/LES/LFS/LGS/LSS
 //! (SDM Vol. 2A/2B, Vol. 3A §5.8, §6.14).
 
-use iced_x86::{Code, Instruction, Mnemonic, MemorySize, OpKind};
+use iced_x86::{Code, Instruction, MemorySize, Mnemonic, OpKind};
 
 use super::cx::{Cx, canonical, mask};
 use super::interrupt::{self, Source};
-use super::segment::{self, check_ss, null_inaccessible_segments, read_descriptor, set_accessed, to_segment};
+use super::segment::{
+    self, check_ss, null_inaccessible_segments, read_descriptor, set_accessed, to_segment,
+};
 use super::stack::write_flags;
 
 /// IRET loads RF from the popped image too (POPF never changes RF).
@@ -90,7 +92,9 @@ fn target_code_segment(cx: &mut Cx, sel: u16, for_ret: bool) -> Result<(Segment,
     let raw = read_descriptor(cx, sel)?;
     let seg = to_segment(sel, raw);
     if seg.attr & seg_attr::S == 0 {
-        tracing::warn!("far transfer through system descriptor {sel:#x} (call gate/TSS): not supported");
+        tracing::warn!(
+            "far transfer through system descriptor {sel:#x} (call gate/TSS): not supported"
+        );
         return Err(err);
     }
     if seg.attr & seg_attr::CODE == 0 {
@@ -194,7 +198,11 @@ fn far_ret(cx: &mut Cx, i: &Instruction) -> Result<(), Fault> {
         Code::Retfd | Code::Retfd_imm16 => 4,
         _ => 8,
     };
-    let imm = if i.op_count() > 0 { i.immediate(0) & 0xffff } else { 0 };
+    let imm = if i.op_count() > 0 {
+        i.immediate(0) & 0xffff
+    } else {
+        0
+    };
     let rip = cx.peek(0, size)? & mask(size);
     let sel = cx.peek(u64::from(size), size)? as u16;
     let ssz = cx.stack_size();
@@ -231,7 +239,12 @@ fn far_ret(cx: &mut Cx, i: &Instruction) -> Result<(), Fault> {
     cx.st.seg[sreg::SS] = new_ss;
     cx.st.rip = rip;
     let nssz = cx.stack_size();
-    cx.set_reg(gpr::RSP as u8, false, nssz.max(size), new_sp.wrapping_add(imm));
+    cx.set_reg(
+        gpr::RSP as u8,
+        false,
+        nssz.max(size),
+        new_sp.wrapping_add(imm),
+    );
     null_inaccessible_segments(cx);
     Ok(())
 }
@@ -338,13 +351,24 @@ fn syscall(cx: &mut Cx) -> Result<(), Fault> {
         selector: sel,
         base: 0,
         limit: 0xffff_ffff,
-        attr: seg_attr::P | seg_attr::S | seg_attr::CODE | seg_attr::RW | seg_attr::ACCESSED | seg_attr::L | seg_attr::G,
+        attr: seg_attr::P
+            | seg_attr::S
+            | seg_attr::CODE
+            | seg_attr::RW
+            | seg_attr::ACCESSED
+            | seg_attr::L
+            | seg_attr::G,
     };
     cx.st.seg[sreg::SS] = Segment {
         selector: sel + 8,
         base: 0,
         limit: 0xffff_ffff,
-        attr: seg_attr::P | seg_attr::S | seg_attr::RW | seg_attr::ACCESSED | seg_attr::DB | seg_attr::G,
+        attr: seg_attr::P
+            | seg_attr::S
+            | seg_attr::RW
+            | seg_attr::ACCESSED
+            | seg_attr::DB
+            | seg_attr::G,
     };
     Ok(())
 }
@@ -358,23 +382,44 @@ fn sysret(cx: &mut Cx, i: &Instruction) -> Result<(), Fault> {
         return Err(Fault::GP0);
     }
     let to64 = i.mnemonic() == Mnemonic::Sysretq;
-    let rip = if to64 { cx.st.gpr[gpr::RCX] } else { cx.st.gpr[gpr::RCX] & 0xffff_ffff };
+    let rip = if to64 {
+        cx.st.gpr[gpr::RCX]
+    } else {
+        cx.st.gpr[gpr::RCX] & 0xffff_ffff
+    };
     if to64 && !canonical(rip) {
         return Err(Fault::GP0);
     }
     let base_sel = ((cx.st.msr.star >> 48) & 0xffff) as u16;
     let cs_sel = if to64 { base_sel + 16 } else { base_sel } | 3;
-    let mut cs_attr = seg_attr::P | seg_attr::S | seg_attr::CODE | seg_attr::RW | seg_attr::ACCESSED | seg_attr::G | (3 << seg_attr::DPL_SHIFT);
+    let mut cs_attr = seg_attr::P
+        | seg_attr::S
+        | seg_attr::CODE
+        | seg_attr::RW
+        | seg_attr::ACCESSED
+        | seg_attr::G
+        | (3 << seg_attr::DPL_SHIFT);
     cs_attr |= if to64 { seg_attr::L } else { seg_attr::DB };
     let flags = (cx.st.gpr[11] & 0x3c_7fd7) | fl::FIXED1;
     cx.st.rflags = flags & !(fl::RF | fl::VM);
     cx.st.rip = rip;
-    cx.st.seg[sreg::CS] = Segment { selector: cs_sel, base: 0, limit: 0xffff_ffff, attr: cs_attr };
+    cx.st.seg[sreg::CS] = Segment {
+        selector: cs_sel,
+        base: 0,
+        limit: 0xffff_ffff,
+        attr: cs_attr,
+    };
     // SS selector from STAR[63:48] + 8; the cached attributes are fixed (SDM SYSRET).
     let ss = &mut cx.st.seg[sreg::SS];
     ss.selector = (base_sel + 8) | 3;
     ss.base = 0;
     ss.limit = 0xffff_ffff;
-    ss.attr = seg_attr::P | seg_attr::S | seg_attr::RW | seg_attr::ACCESSED | seg_attr::DB | seg_attr::G | (3 << seg_attr::DPL_SHIFT);
+    ss.attr = seg_attr::P
+        | seg_attr::S
+        | seg_attr::RW
+        | seg_attr::ACCESSED
+        | seg_attr::DB
+        | seg_attr::G
+        | (3 << seg_attr::DPL_SHIFT);
     Ok(())
 }

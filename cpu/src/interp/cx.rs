@@ -82,7 +82,11 @@ pub struct Op {
 /// Mask of the low `size` bytes.
 #[inline]
 pub fn mask(size: u32) -> u64 {
-    if size >= 8 { u64::MAX } else { (1u64 << (size * 8)) - 1 }
+    if size >= 8 {
+        u64::MAX
+    } else {
+        (1u64 << (size * 8)) - 1
+    }
 }
 
 /// Sign-extend the low `size` bytes of `v`.
@@ -117,7 +121,11 @@ impl Cx<'_> {
     #[inline]
     pub fn reg(&self, idx: u8, high: bool, size: u32) -> u64 {
         let v = self.st.gpr[idx as usize];
-        if high { (v >> 8) & 0xff } else { v & mask(size) }
+        if high {
+            (v >> 8) & 0xff
+        } else {
+            v & mask(size)
+        }
     }
 
     /// Write a general-purpose register of `size` bytes; 32-bit writes zero the upper half.
@@ -236,7 +244,11 @@ impl Cx<'_> {
         let e2 = self.translate(second, Access::Write, user)?;
         let n1 = (second - lin) as u32;
         for k in 0..size {
-            let (e, a) = if k < n1 { (&e1, lin + u64::from(k)) } else { (&e2, second + u64::from(k - n1)) };
+            let (e, a) = if k < n1 {
+                (&e1, lin + u64::from(k))
+            } else {
+                (&e2, second + u64::from(k - n1))
+            };
             self.phys_write(e, a, 1, v >> (k * 8));
         }
         Ok(())
@@ -293,9 +305,17 @@ impl Cx<'_> {
     /// limit checks (or the canonical check in 64-bit mode).
     #[inline]
     pub fn linear(&self, seg: usize, off: u64, size: u32, write: bool) -> Result<u64, Fault> {
-        let fault = if seg == sreg::SS { Fault::SS0 } else { Fault::GP0 };
+        let fault = if seg == sreg::SS {
+            Fault::SS0
+        } else {
+            Fault::GP0
+        };
         if self.st.in_64bit_mode() {
-            let lin = if seg >= sreg::FS { off.wrapping_add(self.st.seg[seg].base) } else { off };
+            let lin = if seg >= sreg::FS {
+                off.wrapping_add(self.st.seg[seg].base)
+            } else {
+                off
+            };
             let last = lin.wrapping_add(u64::from(size) - 1);
             if !canonical(lin) || !canonical(last) {
                 return Err(fault);
@@ -319,7 +339,11 @@ impl Cx<'_> {
         let limit = u64::from(s.limit);
         if s.attr & (seg_attr::CODE | seg_attr::DC) == seg_attr::DC {
             // Expand-down data segment: valid offsets are limit+1 ..= 0xffff or 0xffffffff.
-            let upper = if s.attr & seg_attr::DB != 0 { 0xffff_ffff } else { 0xffff };
+            let upper = if s.attr & seg_attr::DB != 0 {
+                0xffff_ffff
+            } else {
+                0xffff
+            };
             if off <= limit || last > upper || last < off {
                 return Err(fault);
             }
@@ -363,7 +387,10 @@ impl Cx<'_> {
         }
         let index = i.memory_index();
         if index != Register::None {
-            a = a.wrapping_add(self.get_gpr(index).wrapping_mul(u64::from(i.memory_index_scale())));
+            a = a.wrapping_add(
+                self.get_gpr(index)
+                    .wrapping_mul(u64::from(i.memory_index_scale())),
+            );
         }
         a & mask(self.asz)
     }
@@ -381,7 +408,10 @@ impl Cx<'_> {
         match i.op_kind(n) {
             OpKind::Register => {
                 let (idx, high, size) = gpr_of(i.op_register(n));
-                Ok(Op { loc: Loc::Reg { idx, high }, size })
+                Ok(Op {
+                    loc: Loc::Reg { idx, high },
+                    size,
+                })
             }
             OpKind::Memory => {
                 let size = i.memory_size().size() as u32;
@@ -392,9 +422,15 @@ impl Cx<'_> {
                     // anything is read or changed.
                     self.probe_write(lin, size.max(1))?;
                 }
-                Ok(Op { loc: Loc::Mem(lin), size })
+                Ok(Op {
+                    loc: Loc::Mem(lin),
+                    size,
+                })
             }
-            _ => Ok(Op { loc: Loc::Imm(i.immediate(n)), size: 0 }),
+            _ => Ok(Op {
+                loc: Loc::Imm(i.immediate(n)),
+                size: 0,
+            }),
         }
     }
 

@@ -76,7 +76,10 @@ unsafe impl Send for ICache {}
 
 impl std::fmt::Debug for ICache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ICache").field("hits", &self.hits).field("misses", &self.misses).finish()
+        f.debug_struct("ICache")
+            .field("hits", &self.hits)
+            .field("misses", &self.misses)
+            .finish()
     }
 }
 
@@ -84,7 +87,13 @@ impl Default for ICache {
     fn default() -> Self {
         ICache {
             blocks: (0..BLOCK_SLOTS).map(|_| None).collect(),
-            single: Decoded { insn: Instruction::default(), bytes: [0; 16], asz: 0, fast: Fast::None, next_rip: 0 },
+            single: Decoded {
+                insn: Instruction::default(),
+                bytes: [0; 16],
+                asz: 0,
+                fast: Fast::None,
+                next_rip: 0,
+            },
             code_page: (0, 0, false),
             code_entry: TlbEntry::default(),
             hits: 0,
@@ -140,8 +149,14 @@ fn ends_block(i: &Instruction) -> bool {
     }
     match i.mnemonic() {
         // Paging, mode and single-step changes take effect on the next fetch.
-        Mnemonic::Wrmsr | Mnemonic::Lmsw | Mnemonic::Invlpg | Mnemonic::Popf | Mnemonic::Popfd
-        | Mnemonic::Popfq | Mnemonic::Hlt | Mnemonic::Sti => true,
+        Mnemonic::Wrmsr
+        | Mnemonic::Lmsw
+        | Mnemonic::Invlpg
+        | Mnemonic::Popf
+        | Mnemonic::Popfd
+        | Mnemonic::Popfq
+        | Mnemonic::Hlt
+        | Mnemonic::Sti => true,
         Mnemonic::Mov => i.op_kind(0) == OpKind::Register && i.op_register(0).is_cr(),
         // REP string instructions restart themselves.
         _ => i.has_rep_prefix() || i.has_repne_prefix(),
@@ -165,7 +180,13 @@ impl ICache {
     /// `Ok(None)`: no block can start here (MMIO code, an instruction crossing the page end,
     /// an invalid instruction); use `fetch_single`.
     #[inline]
-    pub fn block(&mut self, cx: &mut Cx, lin: u64, rip: u64, bitness: u32) -> Result<Option<&Block>, Fault> {
+    pub fn block(
+        &mut self,
+        cx: &mut Cx,
+        lin: u64,
+        rip: u64,
+        bitness: u32,
+    ) -> Result<Option<&Block>, Fault> {
         let e = self.code_translation(cx, lin)?;
         if e.host.is_null() {
             return Ok(None);
@@ -207,13 +228,25 @@ impl ICache {
             return Ok(None);
         }
         self.misses += 1;
-        self.blocks[slot] = Some(Box::new(Block { phys, rip, bitness: bitness as u8, code: page[..len].to_vec(), insns }));
+        self.blocks[slot] = Some(Box::new(Block {
+            phys,
+            rip,
+            bitness: bitness as u8,
+            code: page[..len].to_vec(),
+            insns,
+        }));
         Ok(self.blocks[slot].as_deref())
     }
 
     /// Fetch and decode one instruction at `lin` the slow way (MMIO code, page crossing,
     /// invalid encodings).
-    pub fn fetch_single(&mut self, cx: &mut Cx, lin: u64, rip: u64, bitness: u32) -> Result<&Decoded, Fault> {
+    pub fn fetch_single(
+        &mut self,
+        cx: &mut Cx,
+        lin: u64,
+        rip: u64,
+        bitness: u32,
+    ) -> Result<&Decoded, Fault> {
         self.singles += 1;
         let mut buf = [0u8; 16];
         let n = cx.fetch(lin, &mut buf, false)?;

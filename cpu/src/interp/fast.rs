@@ -8,8 +8,8 @@ use iced_x86::{ConditionCode, Instruction, Mnemonic, OpKind, Register};
 use super::branch::check_target;
 use super::cond;
 use super::cx::{Cx, mask, sext};
-use super::muldiv::{imul_flags, imul_trunc};
 use super::flags;
+use super::muldiv::{imul_flags, imul_trunc};
 use crate::fault::Fault;
 use crate::state::flags::{AF, CF, OF, PF, SF, ZF};
 
@@ -42,9 +42,19 @@ pub enum Fast {
     /// Not a fast form: use the generic path.
     None,
     /// `op reg, reg`.
-    AluRR { op: AluOp, dst: u8, src: u8, size: u8 },
+    AluRR {
+        op: AluOp,
+        dst: u8,
+        src: u8,
+        size: u8,
+    },
     /// `op reg, imm`.
-    AluRI { op: AluOp, dst: u8, imm: u64, size: u8 },
+    AluRI {
+        op: AluOp,
+        dst: u8,
+        imm: u64,
+        size: u8,
+    },
     /// `mov reg, reg`.
     MovRR { dst: u8, src: u8, size: u8 },
     /// `mov reg, imm`.
@@ -68,21 +78,51 @@ pub enum Fast {
     /// `ret` without an immediate.
     Ret { size: u8 },
     /// Shift or rotate of a register by an immediate (count already masked, non-zero).
-    ShiftRI { m: Mnemonic, dst: u8, count: u8, size: u8 },
+    ShiftRI {
+        m: Mnemonic,
+        dst: u8,
+        count: u8,
+        size: u8,
+    },
     /// `movzx`/`movsx`/`movsxd reg, reg`.
-    ExtRR { dst: u8, dsize: u8, src: u8, ssize: u8, signed: bool },
+    ExtRR {
+        dst: u8,
+        dsize: u8,
+        src: u8,
+        ssize: u8,
+        signed: bool,
+    },
     /// `movzx`/`movsx`/`movsxd reg, [mem]`.
-    ExtRM { dst: u8, dsize: u8, ssize: u8, signed: bool },
+    ExtRM {
+        dst: u8,
+        dsize: u8,
+        ssize: u8,
+        signed: bool,
+    },
     /// `imul reg, reg` or `imul reg, reg, imm`.
-    ImulRR { dst: u8, src: u8, imm: Option<u64>, size: u8 },
+    ImulRR {
+        dst: u8,
+        src: u8,
+        imm: Option<u64>,
+        size: u8,
+    },
     /// `imul reg, [mem]` or `imul reg, [mem], imm`.
     ImulRM { dst: u8, imm: Option<u64>, size: u8 },
     /// `mov [mem], imm`.
     StoreImm { imm: u64, size: u8 },
     /// `op [mem], reg` or `op [mem], imm` (CMP and TEST only read).
-    AluMX { op: AluOp, src: Option<u8>, imm: u64, size: u8 },
+    AluMX {
+        op: AluOp,
+        src: Option<u8>,
+        imm: u64,
+        size: u8,
+    },
     /// `jcc rel` (size: the branch operand size in bytes).
-    Jcc { cc: ConditionCode, target: u64, size: u8 },
+    Jcc {
+        cc: ConditionCode,
+        target: u64,
+        size: u8,
+    },
     /// `jmp rel`.
     Jmp { target: u64, size: u8 },
 }
@@ -137,24 +177,38 @@ pub fn classify(i: &Instruction) -> Fast {
         return Fast::None;
     }
     let m = i.mnemonic();
-    let reg0 = if i.op_count() >= 1 && i.op_kind(0) == OpKind::Register { full_gpr(i.op_register(0)) } else { None };
+    let reg0 = if i.op_count() >= 1 && i.op_kind(0) == OpKind::Register {
+        full_gpr(i.op_register(0))
+    } else {
+        None
+    };
     match m {
         Mnemonic::Mov if i.op_count() == 2 => {
-            let Some((dst, size)) = reg0 else { return Fast::None };
+            let Some((dst, size)) = reg0 else {
+                return Fast::None;
+            };
             if i.op_kind(1) == OpKind::Register {
                 match full_gpr(i.op_register(1)) {
                     Some((src, s)) if s == size => Fast::MovRR { dst, src, size },
                     _ => Fast::None,
                 }
             } else if is_imm(i.op_kind(1)) {
-                Fast::MovRI { dst, imm: i.immediate(1) & mask(u32::from(size)), size }
+                Fast::MovRI {
+                    dst,
+                    imm: i.immediate(1) & mask(u32::from(size)),
+                    size,
+                }
             } else if i.op_kind(1) == OpKind::Memory {
                 Fast::Load { dst, size }
             } else {
                 Fast::None
             }
         }
-        Mnemonic::Mov if i.op_count() == 2 && i.op_kind(0) == OpKind::Memory && i.op_kind(1) == OpKind::Register => {
+        Mnemonic::Mov
+            if i.op_count() == 2
+                && i.op_kind(0) == OpKind::Memory
+                && i.op_kind(1) == OpKind::Register =>
+        {
             match full_gpr(i.op_register(1)) {
                 Some((src, size)) => Fast::Store { src, size },
                 None => Fast::None,
@@ -168,13 +222,25 @@ pub fn classify(i: &Instruction) -> Fast {
             let size = i.stack_pointer_increment().unsigned_abs() as u8;
             match reg0 {
                 Some((r, s)) if s == size && r != 4 => {
-                    if m == Mnemonic::Push { Fast::Push { src: r, size } } else { Fast::Pop { dst: r, size } }
+                    if m == Mnemonic::Push {
+                        Fast::Push { src: r, size }
+                    } else {
+                        Fast::Pop { dst: r, size }
+                    }
                 }
                 _ => Fast::None,
             }
         }
-        Mnemonic::Call if matches!(i.op_kind(0), OpKind::NearBranch16 | OpKind::NearBranch32 | OpKind::NearBranch64) => {
-            Fast::Call { target: i.near_branch_target(), size: branch_size(i.op_kind(0)) }
+        Mnemonic::Call
+            if matches!(
+                i.op_kind(0),
+                OpKind::NearBranch16 | OpKind::NearBranch32 | OpKind::NearBranch64
+            ) =>
+        {
+            Fast::Call {
+                target: i.near_branch_target(),
+                size: branch_size(i.op_kind(0)),
+            }
         }
         Mnemonic::Ret if i.op_count() == 0 => Fast::Ret {
             size: match i.code() {
@@ -183,38 +249,75 @@ pub fn classify(i: &Instruction) -> Fast {
                 _ => 8,
             },
         },
-        Mnemonic::Mov if i.op_count() == 2 && i.op_kind(0) == OpKind::Memory && is_imm(i.op_kind(1)) => {
+        Mnemonic::Mov
+            if i.op_count() == 2 && i.op_kind(0) == OpKind::Memory && is_imm(i.op_kind(1)) =>
+        {
             let size = i.memory_size().size() as u8;
-            Fast::StoreImm { imm: i.immediate(1) & mask(u32::from(size)), size }
+            Fast::StoreImm {
+                imm: i.immediate(1) & mask(u32::from(size)),
+                size,
+            }
         }
-        Mnemonic::Shl | Mnemonic::Sal | Mnemonic::Shr | Mnemonic::Sar | Mnemonic::Rol | Mnemonic::Ror
+        Mnemonic::Shl
+        | Mnemonic::Sal
+        | Mnemonic::Shr
+        | Mnemonic::Sar
+        | Mnemonic::Rol
+        | Mnemonic::Ror
             if i.op_count() == 2 && is_imm(i.op_kind(1)) =>
         {
-            let Some((dst, size)) = reg0 else { return Fast::None };
+            let Some((dst, size)) = reg0 else {
+                return Fast::None;
+            };
             let count = super::shift::masked_count((i.immediate(1) & 0xff) as u32, u32::from(size));
             if count == 0 {
                 return Fast::None;
             }
-            Fast::ShiftRI { m, dst, count: count as u8, size }
+            Fast::ShiftRI {
+                m,
+                dst,
+                count: count as u8,
+                size,
+            }
         }
         Mnemonic::Movzx | Mnemonic::Movsx | Mnemonic::Movsxd => {
-            let Some((dst, dsize)) = reg0 else { return Fast::None };
+            let Some((dst, dsize)) = reg0 else {
+                return Fast::None;
+            };
             let signed = m != Mnemonic::Movzx;
             match i.op_kind(1) {
                 OpKind::Register => match full_gpr(i.op_register(1)) {
-                    Some((src, ssize)) => Fast::ExtRR { dst, dsize, src, ssize, signed },
+                    Some((src, ssize)) => Fast::ExtRR {
+                        dst,
+                        dsize,
+                        src,
+                        ssize,
+                        signed,
+                    },
                     None => Fast::None,
                 },
-                OpKind::Memory => Fast::ExtRM { dst, dsize, ssize: i.memory_size().size() as u8, signed },
+                OpKind::Memory => Fast::ExtRM {
+                    dst,
+                    dsize,
+                    ssize: i.memory_size().size() as u8,
+                    signed,
+                },
                 _ => Fast::None,
             }
         }
         Mnemonic::Imul if i.op_count() >= 2 => {
-            let Some((dst, size)) = reg0 else { return Fast::None };
+            let Some((dst, size)) = reg0 else {
+                return Fast::None;
+            };
             let imm = (i.op_count() == 3).then(|| i.immediate(2));
             match i.op_kind(1) {
                 OpKind::Register => match full_gpr(i.op_register(1)) {
-                    Some((src, _)) => Fast::ImulRR { dst, src, imm, size },
+                    Some((src, _)) => Fast::ImulRR {
+                        dst,
+                        src,
+                        imm,
+                        size,
+                    },
                     None => Fast::None,
                 },
                 OpKind::Memory => Fast::ImulRM { dst, imm, size },
@@ -222,33 +325,74 @@ pub fn classify(i: &Instruction) -> Fast {
             }
         }
         Mnemonic::Inc | Mnemonic::Dec => match reg0 {
-            Some((dst, size)) => Fast::IncDec { dst, size, dec: m == Mnemonic::Dec },
+            Some((dst, size)) => Fast::IncDec {
+                dst,
+                size,
+                dec: m == Mnemonic::Dec,
+            },
             None => Fast::None,
         },
-        Mnemonic::Jmp if matches!(i.op_kind(0), OpKind::NearBranch16 | OpKind::NearBranch32 | OpKind::NearBranch64) => {
-            Fast::Jmp { target: i.near_branch_target(), size: branch_size(i.op_kind(0)) }
+        Mnemonic::Jmp
+            if matches!(
+                i.op_kind(0),
+                OpKind::NearBranch16 | OpKind::NearBranch32 | OpKind::NearBranch64
+            ) =>
+        {
+            Fast::Jmp {
+                target: i.near_branch_target(),
+                size: branch_size(i.op_kind(0)),
+            }
         }
         _ if i.condition_code() != ConditionCode::None
             && i.op_count() == 1
-            && matches!(i.op_kind(0), OpKind::NearBranch16 | OpKind::NearBranch32 | OpKind::NearBranch64)
-            && !matches!(m, Mnemonic::Loop | Mnemonic::Loope | Mnemonic::Loopne | Mnemonic::Jcxz | Mnemonic::Jecxz | Mnemonic::Jrcxz) =>
+            && matches!(
+                i.op_kind(0),
+                OpKind::NearBranch16 | OpKind::NearBranch32 | OpKind::NearBranch64
+            )
+            && !matches!(
+                m,
+                Mnemonic::Loop
+                    | Mnemonic::Loope
+                    | Mnemonic::Loopne
+                    | Mnemonic::Jcxz
+                    | Mnemonic::Jecxz
+                    | Mnemonic::Jrcxz
+            ) =>
         {
-            Fast::Jcc { cc: i.condition_code(), target: i.near_branch_target(), size: branch_size(i.op_kind(0)) }
+            Fast::Jcc {
+                cc: i.condition_code(),
+                target: i.near_branch_target(),
+                size: branch_size(i.op_kind(0)),
+            }
         }
         _ => {
-            let Some(op) = alu_op(m) else { return Fast::None };
+            let Some(op) = alu_op(m) else {
+                return Fast::None;
+            };
             if i.op_count() == 2 && i.op_kind(0) == OpKind::Memory {
                 let size = i.memory_size().size() as u8;
                 return match i.op_kind(1) {
                     OpKind::Register => match full_gpr(i.op_register(1)) {
-                        Some((src, _)) => Fast::AluMX { op, src: Some(src), imm: 0, size },
+                        Some((src, _)) => Fast::AluMX {
+                            op,
+                            src: Some(src),
+                            imm: 0,
+                            size,
+                        },
                         None => Fast::None,
                     },
-                    k if is_imm(k) => Fast::AluMX { op, src: None, imm: i.immediate(1) & mask(u32::from(size)), size },
+                    k if is_imm(k) => Fast::AluMX {
+                        op,
+                        src: None,
+                        imm: i.immediate(1) & mask(u32::from(size)),
+                        size,
+                    },
                     _ => Fast::None,
                 };
             }
-            let Some((dst, size)) = reg0 else { return Fast::None };
+            let Some((dst, size)) = reg0 else {
+                return Fast::None;
+            };
             if i.op_count() != 2 {
                 return Fast::None;
             }
@@ -258,7 +402,12 @@ pub fn classify(i: &Instruction) -> Fast {
                     _ => Fast::None,
                 }
             } else if is_imm(i.op_kind(1)) {
-                Fast::AluRI { op, dst, imm: i.immediate(1) & mask(u32::from(size)), size }
+                Fast::AluRI {
+                    op,
+                    dst,
+                    imm: i.immediate(1) & mask(u32::from(size)),
+                    size,
+                }
             } else if i.op_kind(1) == OpKind::Memory {
                 Fast::AluRM { op, dst, size }
             } else {
@@ -336,25 +485,46 @@ pub fn exec(cx: &mut Cx, f: Fast, i: &Instruction) -> Result<(), Fault> {
             let b = cx.read_mem(cx.mem_seg(i), off, size)?;
             alu(cx, op, dst, b, size);
         }
-        Fast::ShiftRI { m, dst, count, size } => {
+        Fast::ShiftRI {
+            m,
+            dst,
+            count,
+            size,
+        } => {
             let size = u32::from(size);
             let a = cx.reg(dst, false, size);
             let (r, fl) = super::shift::shift_value(m, a, u32::from(count), size, cx.st.rflags);
             cx.set_reg(dst, false, size, r);
             cx.st.rflags = fl;
         }
-        Fast::ExtRR { dst, dsize, src, ssize, signed } => {
+        Fast::ExtRR {
+            dst,
+            dsize,
+            src,
+            ssize,
+            signed,
+        } => {
             let v = cx.reg(src, false, u32::from(ssize));
             let v = if signed { sext(v, u32::from(ssize)) } else { v };
             cx.set_reg(dst, false, u32::from(dsize), v);
         }
-        Fast::ExtRM { dst, dsize, ssize, signed } => {
+        Fast::ExtRM {
+            dst,
+            dsize,
+            ssize,
+            signed,
+        } => {
             let off = cx.ea(i);
             let v = cx.read_mem(cx.mem_seg(i), off, u32::from(ssize))?;
             let v = if signed { sext(v, u32::from(ssize)) } else { v };
             cx.set_reg(dst, false, u32::from(dsize), v);
         }
-        Fast::ImulRR { dst, src, imm, size } => {
+        Fast::ImulRR {
+            dst,
+            src,
+            imm,
+            size,
+        } => {
             let size = u32::from(size);
             let (a, b) = match imm {
                 Some(k) => (cx.reg(src, false, size), k),

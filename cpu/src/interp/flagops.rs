@@ -18,7 +18,8 @@ pub fn exec(cx: &mut Cx, i: &Instruction) -> Result<(), Fault> {
         }
         Sahf => {
             let ah = (cx.st.gpr[gpr::RAX] >> 8) & 0xff;
-            cx.st.rflags = (cx.st.rflags & !(SF | ZF | AF | PF | CF)) | (ah & (SF | ZF | AF | PF | CF));
+            cx.st.rflags =
+                (cx.st.rflags & !(SF | ZF | AF | PF | CF)) | (ah & (SF | ZF | AF | PF | CF));
         }
         Clc => *f &= !CF,
         Stc => *f |= CF,

@@ -6,7 +6,11 @@ use crate::state::flags::{AF, CF, OF, PF, SF, STATUS, ZF};
 /// Parity flag for the low byte of `r` (set when the count of one bits is even).
 #[inline]
 pub fn parity(r: u64) -> u64 {
-    if (r as u8).count_ones().is_multiple_of(2) { PF } else { 0 }
+    if (r as u8).count_ones().is_multiple_of(2) {
+        PF
+    } else {
+        0
+    }
 }
 
 /// ZF, SF and PF for a result of `size` bytes.

@@ -40,7 +40,15 @@ pub fn deliver_exception(cx: &mut Cx, f: Fault) -> Result<(), Fault> {
             | (FaultClass::PageFault, FaultClass::Contributory)
             | (FaultClass::PageFault, FaultClass::PageFault)
     );
-    let next = if double { Fault { vector: vector::DF, code: Some(0), addr: 0 } } else { first };
+    let next = if double {
+        Fault {
+            vector: vector::DF,
+            code: Some(0),
+            addr: 0,
+        }
+    } else {
+        first
+    };
     if next.vector == vector::PF {
         cx.st.cr2 = next.addr;
     }
@@ -48,7 +56,11 @@ pub fn deliver_exception(cx: &mut Cx, f: Fault) -> Result<(), Fault> {
         Ok(()) => Ok(()),
         Err(third) if next.vector == vector::DF => Err(third),
         Err(third) => {
-            let df = Fault { vector: vector::DF, code: Some(0), addr: 0 };
+            let df = Fault {
+                vector: vector::DF,
+                code: Some(0),
+                addr: 0,
+            };
             if class_of(third.vector) == FaultClass::Benign {
                 deliver_exception(cx, third)
             } else {
@@ -69,7 +81,11 @@ pub fn deliver(cx: &mut Cx, vec: u8, code: Option<u32>, src: Source) -> Result<(
         tracing::warn!("interrupt {vec} in virtual-8086 mode: not supported, raising #GP");
         return Err(Fault::GP0);
     }
-    if cx.st.long_mode_active() { deliver_long(cx, vec, code, src) } else { deliver_legacy(cx, vec, code, src) }
+    if cx.st.long_mode_active() {
+        deliver_long(cx, vec, code, src)
+    } else {
+        deliver_legacy(cx, vec, code, src)
+    }
 }
 
 /// The RFLAGS image an event pushes: fault-class exceptions push RF = 1 so that the
@@ -78,10 +94,24 @@ pub fn deliver(cx: &mut Cx, vec: u8, code: Option<u32>, src: Source) -> Result<(
 fn pushed_flags(rflags: u64, vec: u8, src: Source) -> u64 {
     let fault = matches!(
         vec,
-        vector::DE | vector::BR | vector::UD | vector::NM | vector::TS | vector::NP | vector::SS
-            | vector::GP | vector::PF | vector::MF | vector::AC | vector::XM
+        vector::DE
+            | vector::BR
+            | vector::UD
+            | vector::NM
+            | vector::TS
+            | vector::NP
+            | vector::SS
+            | vector::GP
+            | vector::PF
+            | vector::MF
+            | vector::AC
+            | vector::XM
     );
-    if src == Source::Exception && fault { rflags | fl::RF } else { rflags }
+    if src == Source::Exception && fault {
+        rflags | fl::RF
+    } else {
+        rflags
+    }
 }
 
 fn ext(src: Source) -> u32 {
@@ -129,10 +159,19 @@ fn gate_target_cs(cx: &mut Cx, sel: u16, src: Source, long: bool) -> Result<Segm
     if sel & !3 == 0 {
         return Err(Fault::gp(e));
     }
-    let raw = read_descriptor(cx, sel).map_err(|f| if f.vector == vector::GP { Fault::gp(u32::from(sel & 0xfffc) | e) } else { f })?;
+    let raw = read_descriptor(cx, sel).map_err(|f| {
+        if f.vector == vector::GP {
+            Fault::gp(u32::from(sel & 0xfffc) | e)
+        } else {
+            f
+        }
+    })?;
     let seg = to_segment(sel, raw);
     let code = seg.attr & (seg_attr::S | seg_attr::CODE) == (seg_attr::S | seg_attr::CODE);
-    if !code || seg.dpl() > cx.cpl() || (long && (seg.attr & seg_attr::L == 0 || seg.attr & seg_attr::DB != 0)) {
+    if !code
+        || seg.dpl() > cx.cpl()
+        || (long && (seg.attr & seg_attr::L == 0 || seg.attr & seg_attr::DB != 0))
+    {
         return Err(Fault::gp(u32::from(sel & 0xfffc) | e));
     }
     if seg.attr & seg_attr::P == 0 {
@@ -178,7 +217,13 @@ fn deliver_legacy(cx: &mut Cx, vec: u8, code: Option<u32>, src: Source) -> Resul
         // Inter-privilege: new SS:ESP from the TSS.
         let (ss_sel, sp) = tss_stack_legacy(cx, new_cpl)?;
         let raw = read_descriptor(cx, ss_sel).map_err(|_| Fault::ts(u32::from(ss_sel & 0xfffc)))?;
-        check_ss(raw, ss_sel, new_cpl).map_err(|f| if f.vector == vector::GP { Fault::ts(u32::from(ss_sel & 0xfffc)) } else { f })?;
+        check_ss(raw, ss_sel, new_cpl).map_err(|f| {
+            if f.vector == vector::GP {
+                Fault::ts(u32::from(ss_sel & 0xfffc))
+            } else {
+                f
+            }
+        })?;
         set_accessed(cx, ss_sel, raw)?;
         cx.st.seg[sreg::SS] = to_segment(ss_sel, raw | (1 << 40));
         cs.selector = (cs.selector & !3) | u16::from(new_cpl);
@@ -199,8 +244,20 @@ fn deliver_legacy(cx: &mut Cx, vec: u8, code: Option<u32>, src: Source) -> Resul
         cs.selector = (cs.selector & !3) | u16::from(cpl);
         cx.st.seg[sreg::CS] = cs;
     }
-    let frame = [old_flags & 0xffff_ffff, u64::from(old_cs.selector), cx.st.rip & 0xffff_ffff];
-    finish_delivery(cx, &frame, code, size, (old_cs, old_ss, old_sp), target, trap)
+    let frame = [
+        old_flags & 0xffff_ffff,
+        u64::from(old_cs.selector),
+        cx.st.rip & 0xffff_ffff,
+    ];
+    finish_delivery(
+        cx,
+        &frame,
+        code,
+        size,
+        (old_cs, old_ss, old_sp),
+        target,
+        trap,
+    )
 }
 
 /// Push the interrupt frame `frame` (then the error code, if any) on the new stack and enter
@@ -304,6 +361,12 @@ fn deliver_long(cx: &mut Cx, vec: u8, code: Option<u32>, src: Source) -> Result<
         cx.st.seg[sreg::SS] = null_ss(u16::from(new_cpl), new_cpl);
     }
     cx.st.gpr[gpr::RSP] = sp;
-    let frame = [u64::from(old_ss.selector), old_sp, old_flags, u64::from(old_cs.selector), cx.st.rip];
+    let frame = [
+        u64::from(old_ss.selector),
+        old_sp,
+        old_flags,
+        u64::from(old_cs.selector),
+        cx.st.rip,
+    ];
     finish_delivery(cx, &frame, code, 8, (old_cs, old_ss, old_sp), target, trap)
 }

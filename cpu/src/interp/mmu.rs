@@ -58,7 +58,12 @@ impl Default for TlbEntry {
 }
 
 impl TlbEntry {
-    const INVALID: TlbEntry = TlbEntry { tag: 0, phys: 0, host: std::ptr::null_mut(), perms: 0 };
+    const INVALID: TlbEntry = TlbEntry {
+        tag: 0,
+        phys: 0,
+        host: std::ptr::null_mut(),
+        perms: 0,
+    };
     /// The page is ROM: writes are dropped.
     pub fn is_rom(&self) -> bool {
         self.perms & T_ROM != 0
@@ -87,7 +92,11 @@ impl std::fmt::Debug for Tlb {
 
 impl Default for Tlb {
     fn default() -> Self {
-        Tlb { entries: Box::new([TlbEntry::INVALID; TLB_ENTRIES]), misses: 0, generation: 0 }
+        Tlb {
+            entries: Box::new([TlbEntry::INVALID; TLB_ENTRIES]),
+            misses: 0,
+            generation: 0,
+        }
     }
 }
 
@@ -122,10 +131,12 @@ impl Tlb {
         user: bool,
     ) -> Result<TlbEntry, Fault> {
         let e = self.entries[slot(lin)];
-        if e.tag == (lin >> 12) + 1 && allowed(st, e.perms, access, user)
-            && (access != Access::Write || e.perms & T_DIRTY != 0) {
-                return Ok(e);
-            }
+        if e.tag == (lin >> 12) + 1
+            && allowed(st, e.perms, access, user)
+            && (access != Access::Write || e.perms & T_DIRTY != 0)
+        {
+            return Ok(e);
+        }
         self.misses += 1;
         let e = walk(st, ram, lin, access, user)?;
         self.entries[slot(lin)] = e;
@@ -155,10 +166,11 @@ fn read_pte(ram: &GuestRam, addr: u64, size: usize) -> u64 {
 fn set_pte_bits(ram: &GuestRam, addr: u64, size: usize, old: u64, bits: u64) {
     if old & bits != bits
         && let Some((p, ro)) = ram.host_range(addr, size as u64)
-            && !ro {
-                // SAFETY: host_range returned a writable pointer valid for `size` bytes.
-                unsafe { GuestRam::write_host(p, size, old | bits) };
-            }
+        && !ro
+    {
+        // SAFETY: host_range returned a writable pointer valid for `size` bytes.
+        unsafe { GuestRam::write_host(p, size, old | bits) };
+    }
 }
 
 fn finish(ram: &GuestRam, lin: u64, phys_page: u64, perms: u8) -> TlbEntry {
@@ -166,7 +178,12 @@ fn finish(ram: &GuestRam, lin: u64, phys_page: u64, perms: u8) -> TlbEntry {
         Some((p, ro)) => (p, ro),
         None => (std::ptr::null_mut(), false),
     };
-    TlbEntry { tag: (lin >> 12) + 1, phys: phys_page, host, perms: perms | if rom { T_ROM } else { 0 } }
+    TlbEntry {
+        tag: (lin >> 12) + 1,
+        phys: phys_page,
+        host,
+        perms: perms | if rom { T_ROM } else { 0 },
+    }
 }
 
 /// Walk the paging structures for `lin` (or map it identically when paging is off).
@@ -306,7 +323,13 @@ pub fn walk(
     }
     let (addr, size, val) = used[nused - 1];
     let dirty = access == Access::Write || val & PTE_D != 0;
-    set_pte_bits(ram, addr, size, val, if dirty { PTE_A | PTE_D } else { PTE_A });
+    set_pte_bits(
+        ram,
+        addr,
+        size,
+        val,
+        if dirty { PTE_A | PTE_D } else { PTE_A },
+    );
     if dirty {
         perms |= T_DIRTY;
     }

@@ -33,7 +33,6 @@ use cx::{Cx, Misc};
 use decode::{Decoded, ICache};
 use mmu::Tlb;
 
-
 /// What one step did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StepResult {
@@ -61,7 +60,10 @@ pub struct Interp {
 
 impl std::fmt::Debug for Interp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Interp").field("rip", &self.st.rip).field("instructions", &self.instructions).finish()
+        f.debug_struct("Interp")
+            .field("rip", &self.st.rip)
+            .field("instructions", &self.instructions)
+            .finish()
     }
 }
 
@@ -73,7 +75,10 @@ impl Interp {
             ram,
             tlb: Tlb::default(),
             icache: ICache::default(),
-            misc: Misc { tsc_origin: Some(std::time::Instant::now()), ..Misc::default() },
+            misc: Misc {
+                tsc_origin: Some(std::time::Instant::now()),
+                ..Misc::default()
+            },
             kicker: Kicker::new(),
             trace: None,
             instructions: 0,
@@ -139,7 +144,11 @@ impl Interp {
                                 break;
                             }
                             retired += 1;
-                            if cx.st.halted || cx.misc.io_done || cx.misc.code_written || cx.st.rip != d.next_rip {
+                            if cx.st.halted
+                                || cx.misc.io_done
+                                || cx.misc.code_written
+                                || cx.st.rip != d.next_rip
+                            {
                                 break;
                             }
                         }
@@ -151,7 +160,11 @@ impl Interp {
                                 break;
                             }
                             retired += 1;
-                            if cx.st.halted || cx.misc.io_done || cx.misc.code_written || cx.st.rip != d.next_rip {
+                            if cx.st.halted
+                                || cx.misc.io_done
+                                || cx.misc.code_written
+                                || cx.st.rip != d.next_rip
+                            {
                                 break;
                             }
                         }
@@ -256,7 +269,9 @@ fn fault_at_boundary(cx: &mut Cx, f: Fault) -> Stepped {
 /// Fetch (one instruction, without the block cache) and execute.
 fn step_one(cx: &mut Cx, icache: &mut ICache, trace: Option<&mut TraceFn>) -> Stepped {
     cx.st.interrupt_shadow = false;
-    let d = match fetch_address(cx).and_then(|(lin, bits)| icache.fetch_single(cx, lin, cx.st.rip, bits)) {
+    let d = match fetch_address(cx)
+        .and_then(|(lin, bits)| icache.fetch_single(cx, lin, cx.st.rip, bits))
+    {
         Ok(d) => *d,
         Err(f) => return fault_at_boundary(cx, f),
     };
@@ -307,7 +322,14 @@ fn exec_decoded(cx: &mut Cx, d: &Decoded, trace: Option<&mut TraceFn>) -> Steppe
     if tf && matches!(r, Stepped::Retired) && !cx.st.halted {
         // Single-step trap after the instruction (SDM Vol. 3A §17.3.1.4).
         cx.st.dr[6] |= 1 << 14;
-        if let Err(f) = interrupt::deliver_exception(cx, Fault { vector: 1, code: None, addr: 0 }) {
+        if let Err(f) = interrupt::deliver_exception(
+            cx,
+            Fault {
+                vector: 1,
+                code: None,
+                addr: 0,
+            },
+        ) {
             return Stepped::TripleFault(f);
         }
     }
@@ -320,8 +342,24 @@ fn lock_allowed(i: &Instruction) -> bool {
     i.op_kind(0) == iced_x86::OpKind::Memory
         && matches!(
             i.mnemonic(),
-            Add | Adc | And | Btc | Btr | Bts | Cmpxchg | Cmpxchg8b | Cmpxchg16b | Dec | Inc | Neg
-                | Not | Or | Sbb | Sub | Xor | Xadd | Xchg
+            Add | Adc
+                | And
+                | Btc
+                | Btr
+                | Bts
+                | Cmpxchg
+                | Cmpxchg8b
+                | Cmpxchg16b
+                | Dec
+                | Inc
+                | Neg
+                | Not
+                | Or
+                | Sbb
+                | Sub
+                | Xor
+                | Xadd
+                | Xchg
         )
 }
 
@@ -354,27 +392,30 @@ pub fn cond(rflags: u64, cc: ConditionCode) -> bool {
 pub fn execute(cx: &mut Cx, i: &Instruction, bytes: &[u8]) -> Result<(), Fault> {
     use Mnemonic::*;
     match i.mnemonic() {
-        Add | Adc | Sub | Sbb | Cmp | Inc | Dec | Neg | And | Or | Xor | Not | Test => alu::exec(cx, i),
+        Add | Adc | Sub | Sbb | Cmp | Inc | Dec | Neg | And | Or | Xor | Not | Test => {
+            alu::exec(cx, i)
+        }
         Shl | Sal | Shr | Sar | Rol | Ror | Rcl | Rcr | Shld | Shrd => shift::exec(cx, i),
         Mul | Imul | Div | Idiv => muldiv::exec(cx, i),
         Bt | Bts | Btr | Btc | Bsf | Bsr | Bswap => bit::exec(cx, i),
         Xchg | Xadd | Cmpxchg | Cmpxchg8b | Cmpxchg16b => xchg::exec(cx, i),
-        Mov | Movsx | Movzx | Movsxd | Cbw | Cwde | Cdqe | Cwd | Cdq | Cqo | Lea | Xlatb
-        | Seto | Setno | Setb | Setae | Sete | Setne | Setbe | Seta | Sets | Setns | Setp
-        | Setnp | Setl | Setge | Setle | Setg | Cmovo | Cmovno | Cmovb | Cmovae | Cmove
-        | Cmovne | Cmovbe | Cmova | Cmovs | Cmovns | Cmovp | Cmovnp | Cmovl | Cmovge
-        | Cmovle | Cmovg => mov::exec(cx, i),
+        Mov | Movsx | Movzx | Movsxd | Cbw | Cwde | Cdqe | Cwd | Cdq | Cqo | Lea | Xlatb | Seto
+        | Setno | Setb | Setae | Sete | Setne | Setbe | Seta | Sets | Setns | Setp | Setnp
+        | Setl | Setge | Setle | Setg | Cmovo | Cmovno | Cmovb | Cmovae | Cmove | Cmovne
+        | Cmovbe | Cmova | Cmovs | Cmovns | Cmovp | Cmovnp | Cmovl | Cmovge | Cmovle | Cmovg => {
+            mov::exec(cx, i)
+        }
         Push | Pop | Pusha | Pushad | Popa | Popad | Enter | Leave | Pushf | Pushfd | Pushfq
         | Popf | Popfd | Popfq => stack::exec(cx, i),
         Jo | Jno | Jb | Jae | Je | Jne | Jbe | Ja | Js | Jns | Jp | Jnp | Jl | Jge | Jle | Jg
         | Jmp | Call | Ret | Loop | Loope | Loopne | Jcxz | Jecxz | Jrcxz => branch::exec(cx, i),
-        Movsb | Movsw | Movsq | Stosb | Stosw | Stosd | Stosq | Lodsb | Lodsw | Lodsd
-        | Lodsq | Cmpsb | Cmpsw | Cmpsd | Cmpsq | Scasb | Scasw | Scasd | Scasq | Insb | Insw
-        | Insd | Outsb | Outsw | Outsd => string::exec(cx, i),
+        Movsb | Movsw | Movsq | Stosb | Stosw | Stosd | Stosq | Lodsb | Lodsw | Lodsd | Lodsq
+        | Cmpsb | Cmpsw | Cmpsd | Cmpsq | Scasb | Scasw | Scasd | Scasq | Insb | Insw | Insd
+        | Outsb | Outsw | Outsd => string::exec(cx, i),
         Movsd if i.is_string_instruction() => string::exec(cx, i),
         Lahf | Sahf | Clc | Stc | Cmc | Cld | Std | Cli | Sti => flagops::exec(cx, i),
-        Retf | Iret | Iretd | Iretq | Int | Int1 | Int3 | Into | Syscall | Sysret | Sysretq | Lds | Les
-        | Lfs | Lgs | Lss => control::exec(cx, i),
+        Retf | Iret | Iretd | Iretq | Int | Int1 | Int3 | Into | Syscall | Sysret | Sysretq
+        | Lds | Les | Lfs | Lgs | Lss => control::exec(cx, i),
         Hlt | Nop | Pause | In | Out | Cpuid | Rdtsc | Rdtscp | Rdmsr | Wrmsr | Lgdt | Lidt
         | Lldt | Ltr | Sgdt | Sidt | Sldt | Str | Swapgs | Invlpg | Wbinvd | Invd | Clflush
         | Clflushopt | Smsw | Lmsw | Clts | Lar | Lsl | Verr | Verw | Ud0 | Ud1 | Ud2 | Lfence
@@ -474,7 +515,12 @@ impl Vcpu for Interp {
                 ("blocks decoded".into(), self.icache.misses),
                 ("single decodes".into(), self.icache.singles),
             ],
-            unimplemented: self.misc.unimplemented.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+            unimplemented: self
+                .misc
+                .unimplemented
+                .iter()
+                .map(|(k, v)| (k.clone(), *v))
+                .collect(),
         }
     }
 }

@@ -43,7 +43,11 @@ pub fn exec(cx: &mut Cx, i: &Instruction) -> Result<(), Fault> {
                 _ => 8,
             };
             let a = cx.reg(gpr::RAX as u8, false, size);
-            let v = if a >> (size * 8 - 1) & 1 != 0 { u64::MAX } else { 0 };
+            let v = if a >> (size * 8 - 1) & 1 != 0 {
+                u64::MAX
+            } else {
+                0
+            };
             cx.set_reg(gpr::RDX as u8, false, size, v);
             Ok(())
         }
@@ -79,14 +83,35 @@ fn is_setcc(m: Mnemonic) -> bool {
     use Mnemonic::*;
     matches!(
         m,
-        Seto | Setno | Setb | Setae | Sete | Setne | Setbe | Seta | Sets | Setns | Setp | Setnp
-            | Setl | Setge | Setle | Setg
+        Seto | Setno
+            | Setb
+            | Setae
+            | Sete
+            | Setne
+            | Setbe
+            | Seta
+            | Sets
+            | Setns
+            | Setp
+            | Setnp
+            | Setl
+            | Setge
+            | Setle
+            | Setg
     )
 }
 
 fn mov(cx: &mut Cx, i: &Instruction) -> Result<(), Fault> {
-    let r0 = if i.op_kind(0) == OpKind::Register { i.op_register(0) } else { Register::None };
-    let r1 = if i.op_kind(1) == OpKind::Register { i.op_register(1) } else { Register::None };
+    let r0 = if i.op_kind(0) == OpKind::Register {
+        i.op_register(0)
+    } else {
+        Register::None
+    };
+    let r1 = if i.op_kind(1) == OpKind::Register {
+        i.op_register(1)
+    } else {
+        Register::None
+    };
     if r0.is_segment_register() {
         let v = cx.rd(i, 1)? as u16;
         return segment::load_data_seg(cx, super::cx::sreg_of(r0), v);

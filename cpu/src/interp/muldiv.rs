@@ -105,7 +105,11 @@ pub fn imul_trunc(a: u64, b: u64, size: u32) -> (u64, bool) {
 /// undefined and left unchanged.
 #[inline]
 pub fn imul_flags(rflags: u64, overflow: bool) -> u64 {
-    if overflow { rflags | CF | OF } else { rflags & !(CF | OF) }
+    if overflow {
+        rflags | CF | OF
+    } else {
+        rflags & !(CF | OF)
+    }
 }
 
 /// DIV and IDIV: quotient and remainder of the double-width accumulator by r/m; #DE when the

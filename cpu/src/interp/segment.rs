@@ -56,7 +56,12 @@ pub fn to_segment(sel: u16, raw: u64) -> Segment {
     if attr & seg_attr::G != 0 {
         limit = (limit << 12) | 0xfff;
     }
-    Segment { selector: sel, base, limit, attr }
+    Segment {
+        selector: sel,
+        base,
+        limit,
+        attr,
+    }
 }
 
 fn attr_of(raw: u64) -> u32 {
@@ -71,7 +76,11 @@ fn load_real(cx: &mut Cx, s: usize, sel: u16) {
     seg.base = u64::from(sel) << 4;
     if cx.st.rflags & fl::VM != 0 {
         seg.limit = 0xffff;
-        seg.attr = seg_attr::P | seg_attr::S | seg_attr::RW | seg_attr::ACCESSED | (3 << seg_attr::DPL_SHIFT);
+        seg.attr = seg_attr::P
+            | seg_attr::S
+            | seg_attr::RW
+            | seg_attr::ACCESSED
+            | (3 << seg_attr::DPL_SHIFT);
     }
 }
 
@@ -94,8 +103,17 @@ pub fn load_data_seg(cx: &mut Cx, s: usize, sel: u16) -> Result<(), Fault> {
     }
     if sel & !3 == 0 {
         // Null selector: loads fine, faults on use.
-        let keep_base = if cx.st.in_64bit_mode() { cx.st.seg[s].base } else { 0 };
-        cx.st.seg[s] = Segment { selector: sel, base: keep_base, limit: 0, attr: seg_attr::UNUSABLE };
+        let keep_base = if cx.st.in_64bit_mode() {
+            cx.st.seg[s].base
+        } else {
+            0
+        };
+        cx.st.seg[s] = Segment {
+            selector: sel,
+            base: keep_base,
+            limit: 0,
+            attr: seg_attr::UNUSABLE,
+        };
         if cx.st.in_64bit_mode() {
             cx.st.seg[s].base = 0;
         }
@@ -155,7 +173,11 @@ pub fn null_ss(sel: u16, cpl: u8) -> Segment {
         selector: sel,
         base: 0,
         limit: 0xffff_ffff,
-        attr: seg_attr::UNUSABLE | seg_attr::S | seg_attr::RW | seg_attr::P | (u32::from(cpl) << seg_attr::DPL_SHIFT),
+        attr: seg_attr::UNUSABLE
+            | seg_attr::S
+            | seg_attr::RW
+            | seg_attr::P
+            | (u32::from(cpl) << seg_attr::DPL_SHIFT),
     }
 }
 
@@ -163,7 +185,8 @@ pub fn null_ss(sel: u16, cpl: u8) -> Segment {
 pub fn check_ss(raw: u64, sel: u16, cpl: u8) -> Result<(), Fault> {
     let a = attr_of(raw);
     let dpl = ((a >> seg_attr::DPL_SHIFT) & 3) as u8;
-    let writable_data = a & (seg_attr::S | seg_attr::CODE | seg_attr::RW) == (seg_attr::S | seg_attr::RW);
+    let writable_data =
+        a & (seg_attr::S | seg_attr::CODE | seg_attr::RW) == (seg_attr::S | seg_attr::RW);
     if (sel & 3) as u8 != cpl || dpl != cpl || !writable_data {
         return Err(Fault::gp(u32::from(sel & 0xfffc)));
     }
@@ -179,7 +202,8 @@ pub fn null_inaccessible_segments(cx: &mut Cx) {
     let cpl = cx.cpl();
     for s in [sreg::ES, sreg::DS, sreg::FS, sreg::GS] {
         let seg = cx.st.seg[s];
-        let conforming_code = seg.attr & (seg_attr::CODE | seg_attr::DC) == (seg_attr::CODE | seg_attr::DC);
+        let conforming_code =
+            seg.attr & (seg_attr::CODE | seg_attr::DC) == (seg_attr::CODE | seg_attr::DC);
         if seg.usable() && !conforming_code && seg.dpl() < cpl {
             cx.st.seg[s].selector = 0;
             cx.st.seg[s].attr |= seg_attr::UNUSABLE;

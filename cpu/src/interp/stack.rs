@@ -58,8 +58,14 @@ pub fn exec(cx: &mut Cx, i: &Instruction) -> Result<(), Fault> {
         Pusha | Pushad => {
             let sp = cx.st.gpr[gpr::RSP];
             let vals = [
-                cx.st.gpr[0], cx.st.gpr[1], cx.st.gpr[2], cx.st.gpr[3], sp, cx.st.gpr[5],
-                cx.st.gpr[6], cx.st.gpr[7],
+                cx.st.gpr[0],
+                cx.st.gpr[1],
+                cx.st.gpr[2],
+                cx.st.gpr[3],
+                sp,
+                cx.st.gpr[5],
+                cx.st.gpr[6],
+                cx.st.gpr[7],
             ];
             let ssz = cx.stack_size();
             let bottom = sp.wrapping_sub(u64::from(size) * 8) & mask(ssz);

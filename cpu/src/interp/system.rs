@@ -99,13 +99,21 @@ pub fn exec(cx: &mut Cx, i: &Instruction) -> Result<(), Fault> {
             if !cx.st.in_64bit_mode() && cx.op_size_of_table(i) == 2 {
                 base &= 0xff_ffff;
             }
-            let t = if i.mnemonic() == Lgdt { &mut cx.st.gdtr } else { &mut cx.st.idtr };
+            let t = if i.mnemonic() == Lgdt {
+                &mut cx.st.gdtr
+            } else {
+                &mut cx.st.idtr
+            };
             t.base = base;
             t.limit = limit;
             Ok(())
         }
         Sgdt | Sidt => {
-            let t = if i.mnemonic() == Sgdt { cx.st.gdtr } else { cx.st.idtr };
+            let t = if i.mnemonic() == Sgdt {
+                cx.st.gdtr
+            } else {
+                cx.st.idtr
+            };
             let seg = cx.mem_seg(i);
             let off = cx.ea(i);
             let bsize = if cx.st.in_64bit_mode() { 8 } else { 4 };
@@ -118,7 +126,11 @@ pub fn exec(cx: &mut Cx, i: &Instruction) -> Result<(), Fault> {
             if !cx.st.protected_mode() || cx.st.rflags & fl::VM != 0 {
                 return Err(Fault::UD);
             }
-            let sel = if i.mnemonic() == Sldt { cx.st.ldtr.selector } else { cx.st.tr.selector };
+            let sel = if i.mnemonic() == Sldt {
+                cx.st.ldtr.selector
+            } else {
+                cx.st.tr.selector
+            };
             cx.wr(i, 0, u64::from(sel))
         }
         Lldt | Ltr => {
@@ -127,7 +139,11 @@ pub fn exec(cx: &mut Cx, i: &Instruction) -> Result<(), Fault> {
             }
             require_cpl0(cx)?;
             let sel = cx.rd(i, 0)? as u16;
-            if i.mnemonic() == Lldt { lldt(cx, sel) } else { ltr(cx, sel) }
+            if i.mnemonic() == Lldt {
+                lldt(cx, sel)
+            } else {
+                ltr(cx, sel)
+            }
         }
         Smsw => {
             let v = cx.st.cr0 & mask(cx.op_size(i, 0).max(2));
@@ -159,9 +175,17 @@ pub fn exec(cx: &mut Cx, i: &Instruction) -> Result<(), Fault> {
             require_cpl0(cx)?;
             let seg = cx.mem_seg(i);
             let off = cx.ea(i);
-            let base = if cx.st.in_64bit_mode() && seg < sreg::FS { 0 } else { cx.st.seg[seg].base };
+            let base = if cx.st.in_64bit_mode() && seg < sreg::FS {
+                0
+            } else {
+                cx.st.seg[seg].base
+            };
             let lin = base.wrapping_add(off);
-            let lin = if cx.st.long_mode_active() { lin } else { lin & 0xffff_ffff };
+            let lin = if cx.st.long_mode_active() {
+                lin
+            } else {
+                lin & 0xffff_ffff
+            };
             cx.tlb.flush_page(lin);
             Ok(())
         }
@@ -183,7 +207,11 @@ impl Cx<'_> {
 /// The guest TSC: nanoseconds since the vCPU started (a 1 GHz clock) plus the offset the
 /// guest wrote.
 pub fn tsc(cx: &Cx) -> u64 {
-    let ns = cx.misc.tsc_origin.map(|o| o.elapsed().as_nanos() as u64).unwrap_or(0);
+    let ns = cx
+        .misc
+        .tsc_origin
+        .map(|o| o.elapsed().as_nanos() as u64)
+        .unwrap_or(0);
     ns.wrapping_add(cx.st.msr.tsc_offset)
 }
 
@@ -242,8 +270,13 @@ pub fn read_msr(cx: &Cx, index: u32) -> Result<u64, Fault> {
 pub fn write_msr(cx: &mut Cx, index: u32, v: u64) -> Result<(), Fault> {
     let need_canonical = matches!(
         index,
-        msr::IA32_LSTAR | msr::IA32_CSTAR | msr::IA32_FS_BASE | msr::IA32_GS_BASE | msr::IA32_KERNEL_GS_BASE
-            | msr::IA32_SYSENTER_ESP | msr::IA32_SYSENTER_EIP
+        msr::IA32_LSTAR
+            | msr::IA32_CSTAR
+            | msr::IA32_FS_BASE
+            | msr::IA32_GS_BASE
+            | msr::IA32_KERNEL_GS_BASE
+            | msr::IA32_SYSENTER_ESP
+            | msr::IA32_SYSENTER_EIP
     );
     if need_canonical && !canonical(v) {
         return Err(Fault::GP0);
@@ -292,11 +325,29 @@ pub fn write_msr(cx: &mut Cx, index: u32, v: u64) -> Result<(), Fault> {
 }
 
 /// CR0 bits a guest may set.
-const CR0_VALID: u64 = cr::CR0_PE | cr::CR0_MP | cr::CR0_EM | cr::CR0_TS | cr::CR0_ET | cr::CR0_NE
-    | cr::CR0_WP | cr::CR0_AM | cr::CR0_NW | cr::CR0_CD | cr::CR0_PG;
+const CR0_VALID: u64 = cr::CR0_PE
+    | cr::CR0_MP
+    | cr::CR0_EM
+    | cr::CR0_TS
+    | cr::CR0_ET
+    | cr::CR0_NE
+    | cr::CR0_WP
+    | cr::CR0_AM
+    | cr::CR0_NW
+    | cr::CR0_CD
+    | cr::CR0_PG;
 /// CR4 bits vx supports.
-const CR4_VALID: u64 = cr::CR4_VME | cr::CR4_PVI | cr::CR4_TSD | cr::CR4_DE | cr::CR4_PSE | cr::CR4_PAE
-    | cr::CR4_MCE | cr::CR4_PGE | cr::CR4_PCE | cr::CR4_OSFXSR | cr::CR4_OSXMMEXCPT;
+const CR4_VALID: u64 = cr::CR4_VME
+    | cr::CR4_PVI
+    | cr::CR4_TSD
+    | cr::CR4_DE
+    | cr::CR4_PSE
+    | cr::CR4_PAE
+    | cr::CR4_MCE
+    | cr::CR4_PGE
+    | cr::CR4_PCE
+    | cr::CR4_OSFXSR
+    | cr::CR4_OSXMMEXCPT;
 
 /// Write CR0 with the checks of MOV CR0 (SDM Vol. 2B MOV—Move to/from Control Registers).
 pub fn write_cr0(cx: &mut Cx, v: u64) -> Result<(), Fault> {
@@ -305,7 +356,8 @@ pub fn write_cr0(cx: &mut Cx, v: u64) -> Result<(), Fault> {
         return Err(Fault::GP0);
     }
     let v = v & CR0_VALID;
-    if (v & cr::CR0_PG != 0 && v & cr::CR0_PE == 0) || (v & cr::CR0_NW != 0 && v & cr::CR0_CD == 0) {
+    if (v & cr::CR0_PG != 0 && v & cr::CR0_PE == 0) || (v & cr::CR0_NW != 0 && v & cr::CR0_CD == 0)
+    {
         return Err(Fault::GP0);
     }
     let old = cx.st.cr0;
@@ -417,7 +469,12 @@ pub fn mov_cr_dr(cx: &mut Cx, i: &Instruction, r0: Register, r1: Register) -> Re
 
 fn lldt(cx: &mut Cx, sel: u16) -> Result<(), Fault> {
     if sel & !3 == 0 {
-        cx.st.ldtr = Segment { selector: sel, base: 0, limit: 0, attr: seg_attr::UNUSABLE };
+        cx.st.ldtr = Segment {
+            selector: sel,
+            base: 0,
+            limit: 0,
+            attr: seg_attr::UNUSABLE,
+        };
         return Ok(());
     }
     if sel & 4 != 0 {
@@ -446,7 +503,11 @@ fn ltr(cx: &mut Cx, sel: u16) -> Result<(), Fault> {
     let raw = read_descriptor(cx, sel)?;
     let mut seg = to_segment(sel, raw);
     let ty = seg.attr & (seg_attr::S | 0xf);
-    let ok = if cx.st.long_mode_active() { ty == 9 } else { ty == 9 || ty == 1 };
+    let ok = if cx.st.long_mode_active() {
+        ty == 9
+    } else {
+        ty == 9 || ty == 1
+    };
     if !ok {
         return Err(Fault::gp(u32::from(sel & 0xfffc)));
     }
@@ -470,38 +531,61 @@ fn access_check(cx: &mut Cx, i: &Instruction) -> Result<(), Fault> {
     if !cx.st.protected_mode() || cx.st.rflags & fl::VM != 0 {
         return Err(Fault::UD);
     }
-    let src = if matches!(i.mnemonic(), Mnemonic::Lar | Mnemonic::Lsl) { 1 } else { 0 };
+    let src = if matches!(i.mnemonic(), Mnemonic::Lar | Mnemonic::Lsl) {
+        1
+    } else {
+        0
+    };
     let sel = cx.rd(i, src)? as u16;
-    let desc = if sel & !3 == 0 { None } else { read_descriptor(cx, sel).ok() };
+    let desc = if sel & !3 == 0 {
+        None
+    } else {
+        read_descriptor(cx, sel).ok()
+    };
     let cpl = cx.cpl();
     let ok_and_val = desc.and_then(|raw| {
         let seg = to_segment(sel, raw);
         let a = seg.attr;
         let dpl = seg.dpl();
-        let conforming_code = a & (seg_attr::S | seg_attr::CODE | seg_attr::DC) == (seg_attr::S | seg_attr::CODE | seg_attr::DC);
+        let conforming_code = a & (seg_attr::S | seg_attr::CODE | seg_attr::DC)
+            == (seg_attr::S | seg_attr::CODE | seg_attr::DC);
         if !conforming_code && (dpl < cpl || dpl < (sel & 3) as u8) {
             return None;
         }
         let sys_ok = |valid: &[u32]| valid.contains(&(a & 0xf));
         match i.mnemonic() {
             Mnemonic::Lar => {
-                if a & seg_attr::S == 0 && !sys_ok(if cx.st.long_mode_active() { &[2, 9, 0xb, 0xc] } else { &[1, 2, 3, 4, 5, 9, 0xb, 0xc] }) {
+                if a & seg_attr::S == 0
+                    && !sys_ok(if cx.st.long_mode_active() {
+                        &[2, 9, 0xb, 0xc]
+                    } else {
+                        &[1, 2, 3, 4, 5, 9, 0xb, 0xc]
+                    })
+                {
                     return None;
                 }
                 Some(raw >> 32 & 0x00f0_ff00)
             }
             Mnemonic::Lsl => {
-                if a & seg_attr::S == 0 && !sys_ok(if cx.st.long_mode_active() { &[2, 9, 0xb] } else { &[1, 2, 3, 9, 0xb] }) {
+                if a & seg_attr::S == 0
+                    && !sys_ok(if cx.st.long_mode_active() {
+                        &[2, 9, 0xb]
+                    } else {
+                        &[1, 2, 3, 9, 0xb]
+                    })
+                {
                     return None;
                 }
                 Some(u64::from(seg.limit))
             }
             Mnemonic::Verr => {
-                let readable = a & seg_attr::S != 0 && (a & seg_attr::CODE == 0 || a & seg_attr::RW != 0);
+                let readable =
+                    a & seg_attr::S != 0 && (a & seg_attr::CODE == 0 || a & seg_attr::RW != 0);
                 readable.then_some(0)
             }
             _ => {
-                let writable = a & (seg_attr::S | seg_attr::CODE | seg_attr::RW) == (seg_attr::S | seg_attr::RW);
+                let writable = a & (seg_attr::S | seg_attr::CODE | seg_attr::RW)
+                    == (seg_attr::S | seg_attr::RW);
                 writable.then_some(0)
             }
         }

@@ -27,7 +27,8 @@ impl BusDevice for DebugExit {
         let mut b = [0u8; 4];
         let n = data.len().min(4);
         b[..n].copy_from_slice(&data[..n]);
-        self.control.request_stop(StopReason::DebugExit(u32::from_le_bytes(b)));
+        self.control
+            .request_stop(StopReason::DebugExit(u32::from_le_bytes(b)));
     }
 }
 

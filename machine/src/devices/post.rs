@@ -16,7 +16,10 @@ pub struct PostPort {
 impl PostPort {
     /// A port that prints each code to stderr when `trace` is set.
     pub fn new(trace: bool) -> PostPort {
-        PostPort { last: Arc::new(AtomicU8::new(0)), trace }
+        PostPort {
+            last: Arc::new(AtomicU8::new(0)),
+            trace,
+        }
     }
     /// A handle to the last code written.
     pub fn last_code(&self) -> Arc<AtomicU8> {

@@ -99,7 +99,11 @@ pub struct Uart16550 {
 
 impl std::fmt::Debug for Uart16550 {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Uart16550").field("ier", &self.ier).field("lcr", &self.lcr).field("rx", &self.rx.len()).finish()
+        f.debug_struct("Uart16550")
+            .field("ier", &self.ier)
+            .field("lcr", &self.lcr)
+            .field("rx", &self.rx.len())
+            .finish()
     }
 }
 
@@ -194,7 +198,11 @@ impl BusDevice for Uart16550 {
                     self.thre_pending = false;
                     self.update_irq();
                 }
-                p | if self.fcr & FCR_ENABLE != 0 { IIR_FIFO } else { 0 }
+                p | if self.fcr & FCR_ENABLE != 0 {
+                    IIR_FIFO
+                } else {
+                    0
+                }
             }
             LCR => self.lcr,
             MCR => self.mcr,
@@ -271,7 +279,11 @@ mod tests {
     fn uart() -> (Uart16550, Sink, Arc<RecordingIrq>) {
         let sink = Sink::default();
         let irq = RecordingIrq::new();
-        (Uart16550::new(Some(Box::new(sink.clone())), irq.clone()), sink, irq)
+        (
+            Uart16550::new(Some(Box::new(sink.clone())), irq.clone()),
+            sink,
+            irq,
+        )
     }
 
     fn rd(u: &mut Uart16550, off: u64) -> u8 {
@@ -287,7 +299,10 @@ mod tests {
         u.write(THR, b"h");
         u.write(THR, b"i");
         assert_eq!(*sink.0.lock().unwrap(), b"hi");
-        assert_eq!(rd(&mut u, LSR) & (LSR_THR_EMPTY | LSR_TEMT), LSR_THR_EMPTY | LSR_TEMT);
+        assert_eq!(
+            rd(&mut u, LSR) & (LSR_THR_EMPTY | LSR_TEMT),
+            LSR_THR_EMPTY | LSR_TEMT
+        );
     }
 
     #[test]
