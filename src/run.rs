@@ -78,12 +78,13 @@ pub fn run(args: &RunArgs, builtin: Option<Vec<u8>>) -> Result<i32, Failure> {
         None => builtin
             .ok_or_else(|| usage("no guest given: pass --bios FILE (or run `vx` for the demo)"))?,
     };
-    if let Some(t) = args.timeout {
-        if !(t.is_finite() && t > 0.0) {
-            return Err(usage(format!(
-                "--timeout must be a positive number of seconds, not {t}"
-            )));
-        }
+    if let Some(t) = args.timeout
+        && !(t.is_finite() && t > 0.0)
+    {
+        return Err(usage(format!(
+            "--timeout must be a positive number of seconds, not {t}"
+        )));
+    }
     }
     let serial = parse_serial(&args.serial)?;
     let serial_out: Option<Box<dyn Write + Send>> = match serial {
