@@ -85,7 +85,6 @@ pub fn run(args: &RunArgs, builtin: Option<Vec<u8>>) -> Result<i32, Failure> {
             "--timeout must be a positive number of seconds, not {t}"
         )));
     }
-    }
     let serial = parse_serial(&args.serial)?;
     let serial_out: Option<Box<dyn Write + Send>> = match serial {
         Serial::Stdio => Some(Box::new(std::io::stdout())),
