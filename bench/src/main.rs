@@ -1,10 +1,12 @@
-//! `vx-bench`: build the benchmark ROM, time it on vx's interpreter and on peer emulators
-//! (QEMU TCG, Bochs), and print a table of wall time, guest instructions, MIPS and ratios.
+//! `vx-bench`: build the benchmark ROMs, time them on vx's interpreter and JIT and on peer
+//! emulators (QEMU TCG, Bochs), and print a table of wall time, guest instructions, MIPS and
+//! ratios.
 //!
 //! Usage: `cargo run --release -p vx-bench -- [--quick] [--runs N] [--passes N]
-//! [--engines vx,vx-jit,qemu,bochs] [--no-build]`; `vx-bench kvm [...]` runs the KVM / interpreter /
+//! [--crc-passes N] [--engines vx,vx-jit,qemu,bochs] [--no-build]`; `vx-bench kvm [...]` runs the KVM / interpreter /
 //! JIT comparison of kvm.rs instead. See docs/benchmarks.md.
 
+mod crc_sieve;
 mod engines;
 mod guest64;
 mod kvm;
@@ -19,11 +21,17 @@ use engines::{Engine, Outcome, Variant};
 const FULL_PASSES: u32 = 160;
 /// Workload passes with `--quick`.
 const QUICK_PASSES: u32 = 16;
+/// CRC passes of the crc-sieve variant for the full run (about 9.7 million guest
+/// instructions each, plus about 59 million for the table and the sieve).
+const CRC_FULL_PASSES: u32 = 60;
+/// CRC passes of the crc-sieve variant with `--quick`.
+const CRC_QUICK_PASSES: u32 = 2;
 
 struct Options {
     quick: bool,
     runs: usize,
     passes: Option<u32>,
+    crc_passes: Option<u32>,
     engines: Vec<String>,
     build: bool,
 }
@@ -35,6 +43,7 @@ fn usage() -> ! {
          --quick       {QUICK_PASSES} passes instead of {FULL_PASSES}, one run per engine\n\
          --runs N      runs per engine and variant; the median is reported (default 3)\n\
          --passes N    workload passes of the main variant\n\
+         --crc-passes N  CRC passes of the crc-sieve variant (default {CRC_FULL_PASSES}, {CRC_QUICK_PASSES} with --quick)\n\
          --engines L   comma-separated subset of vx,vx-jit,qemu,bochs (default all; vx is the interpreter)\n\
          --no-build    do not run `cargo build --release -p vx` first"
     );
@@ -46,6 +55,7 @@ fn parse_args() -> Options {
         quick: false,
         runs: 3,
         passes: None,
+        crc_passes: None,
         engines: vec!["vx".into(), "vx-jit".into(), "qemu".into(), "bochs".into()],
         build: true,
     };
@@ -62,6 +72,9 @@ fn parse_args() -> Options {
             "--quick" => o.quick = true,
             "--runs" => runs = Some(value("--runs").parse().unwrap_or_else(|_| usage())),
             "--passes" => o.passes = Some(value("--passes").parse().unwrap_or_else(|_| usage())),
+            "--crc-passes" => {
+                o.crc_passes = Some(value("--crc-passes").parse().unwrap_or_else(|_| usage()))
+            }
             "--engines" => o.engines = value("--engines").split(',').map(str::to_owned).collect(),
             "--no-build" => o.build = false,
             "-h" | "--help" => usage(),
@@ -113,12 +126,28 @@ fn main() -> ExitCode {
     let passes = o
         .passes
         .unwrap_or(if o.quick { QUICK_PASSES } else { FULL_PASSES });
-    let variants = [("startup", 1u32), ("workload", passes)];
+    let crc_passes = o.crc_passes.unwrap_or(if o.quick {
+        CRC_QUICK_PASSES
+    } else {
+        CRC_FULL_PASSES
+    });
+    type Model = fn(u32) -> rom::Reference;
+    type Builder = fn(u32) -> Result<Vec<u8>, iced_x86::IcedError>;
+    let variants: [(&str, u32, Model, Builder); 3] = [
+        ("startup", 1u32, rom::reference, rom::build),
+        ("workload", passes, rom::reference, rom::build),
+        (
+            "crc-sieve",
+            crc_passes,
+            crc_sieve::reference,
+            crc_sieve::build,
+        ),
+    ];
     let mut built = Vec::new();
     let mut models = Vec::new();
-    for (name, p) in variants {
-        models.push(rom::reference(p));
-        let image = match rom::build(p) {
+    for (name, p, model, build) in variants {
+        models.push(model(p));
+        let image = match build(p) {
             Ok(r) => r,
             Err(e) => {
                 eprintln!("vx-bench: assembling the ROM failed: {e}");
@@ -155,7 +184,7 @@ fn main() -> ExitCode {
             "qemu" => engines.push(Box::new(engines::Qemu::new())),
             "bochs" => engines.push(Box::new(engines::Bochs::new())),
             other => {
-                eprintln!("vx-bench: unknown engine '{other}' (expected vx, qemu, bochs)");
+                eprintln!("vx-bench: unknown engine '{other}' (expected vx, vx-jit, qemu, bochs)");
                 usage()
             }
         }
@@ -222,6 +251,28 @@ fn main() -> ExitCode {
 
     // Cross-check vx's count against the host model: the pass loops must differ by exactly
     // what the model says (setup and report are the same in both ROMs).
+    // The crc-sieve ROM shares the boot path, prologue and report with them: its count less
+    // the model's workload count, hex letters and its own fixed instructions must equal the
+    // startup ROM's.
+    let shared = |c: u64, m: &rom::Reference| {
+        c.wrapping_sub(m.loop_instructions + m.hex_letters() + m.fixed_instructions)
+    };
+    let crc_check = match (counts[0], counts[2]) {
+        (Some(a), Some(c)) if shared(a, &models[0]) == shared(c, &models[2]) => {
+            "vx's crc-sieve count matches the host model exactly".to_owned()
+        }
+        (Some(a), Some(c)) => format!(
+            "WARNING: vx's crc-sieve count is {c}; the host model and the startup ROM's shared setup and report say {}",
+            c.wrapping_sub(shared(c, &models[2]))
+                .wrapping_add(shared(a, &models[0]))
+        ),
+        _ => {
+            if counts[2].is_none() {
+                counts[2] = Some(models[2].loop_instructions);
+            }
+            "no vx count for crc-sieve: using the host model's workload count".to_owned()
+        }
+    };
     let check = match (counts[0], counts[1]) {
         (Some(a), Some(b)) => {
             let model_of = |m: &rom::Reference| m.loop_instructions + m.hex_letters();
@@ -239,7 +290,7 @@ fn main() -> ExitCode {
             }
         }
         _ => {
-            for (c, m) in counts.iter_mut().zip(&models) {
+            for (c, m) in counts.iter_mut().zip(&models).take(2) {
                 *c = Some(m.loop_instructions);
             }
             "no vx count: using the host model's pass-loop count (setup and report not included)"
@@ -327,7 +378,7 @@ fn main() -> ExitCode {
     line(
         "process. vx speed / engine speed = engine time / vx time (above 1: vx is faster).".into(),
     );
-    line(format!("Instruction count: {check}."));
+    line(format!("Instruction count: {check}; {crc_check}."));
     println!();
     print!("{table}");
     let results = out.join("results.md");

@@ -31,7 +31,7 @@ const GDT_OFF: u64 = 0x100;
 /// ROM offset of the 32-bit protected-mode code.
 const PM32_OFF: u64 = 0x200;
 /// ROM offset of the 64-bit code.
-const LM64_OFF: u64 = 0x400;
+pub(crate) const LM64_OFF: u64 = 0x400;
 
 /// Page tables: PML4, PDPT and one page directory, one 4 KiB page each.
 const PML4: u32 = 0x1000;
@@ -42,9 +42,9 @@ const HIST: u32 = 0x1_0000;
 /// Sort scratch area: `SORT_N` qwords.
 const SORT: u32 = 0x2_0000;
 /// Initial stack pointer (grows down, below 640 KiB).
-const STACK_TOP: u32 = 0x8_0000;
+pub(crate) const STACK_TOP: u32 = 0x8_0000;
 /// The 1 MiB work buffer starts at 1 MiB.
-const BUF: u32 = 0x10_0000;
+pub(crate) const BUF: u32 = 0x10_0000;
 
 /// Qwords in the work buffer.
 const N: u64 = 1 << 17;
@@ -63,9 +63,9 @@ const SORT_STEP: u64 = 1031;
 const LCG_A: u64 = 6_364_136_223_846_793_005;
 const LCG_C: u64 = 1_442_695_040_888_963_407;
 /// Mixing multiplier (the golden-ratio constant).
-const MIX_M: u64 = 0x9e37_79b9_7f4a_7c15;
+pub(crate) const MIX_M: u64 = 0x9e37_79b9_7f4a_7c15;
 /// Initial checksum and LCG state.
-const H0: u64 = 0x0123_4567_89ab_cdef;
+pub(crate) const H0: u64 = 0x0123_4567_89ab_cdef;
 const SEED0: u64 = 0x853c_49e6_748f_ea9b;
 
 fn mix(h: u64, v: u64) -> u64 {
@@ -83,6 +83,12 @@ pub struct Reference {
     /// before it and the report after it add a small constant, plus one instruction per hex
     /// digit a-f in the printed checksum (see `hex_letters`).
     pub loop_instructions: u64,
+    /// Instructions of this ROM's own setup and wrap-up outside `loop_instructions` (register
+    /// set-up and the final fold), i.e. beyond the boot path, the COM1 set-up and the report
+    /// that every benchmark ROM shares (see `emit_prologue` and `emit_report`). The harness
+    /// checks that vx's count minus `loop_instructions`, `hex_letters` and this is the same
+    /// for every ROM.
+    pub fixed_instructions: u64,
 }
 
 impl Reference {
@@ -169,12 +175,20 @@ pub fn reference(passes: u32) -> Reference {
     Reference {
         checksum: h ^ seed,
         loop_instructions: ins,
+        // 7 register set-up instructions, and `xor r15, r14` before the report.
+        fixed_instructions: 8,
     }
 }
 
 /// Build the benchmark ROM for `passes` passes; it embeds the expected checksum.
 pub fn build(passes: u32) -> Result<Vec<u8>, IcedError> {
     let expected = reference_checksum(passes);
+    image(&long_mode(passes, expected)?)
+}
+
+/// The ROM image around `lm`, 64-bit code assembled at `ROM_BASE + LM64_OFF`: reset vector,
+/// real-mode and 32-bit boot code and the GDT.
+pub(crate) fn image(lm: &[u8]) -> Result<Vec<u8>, IcedError> {
     let mut rom = vec![0xf4u8; ROM_SIZE];
     let put = |rom: &mut Vec<u8>, off: u64, bytes: &[u8]| {
         rom[off as usize..off as usize + bytes.len()].copy_from_slice(bytes);
@@ -189,9 +203,8 @@ pub fn build(passes: u32) -> Result<Vec<u8>, IcedError> {
         "32-bit code too long"
     );
     put(&mut rom, PM32_OFF, &pm);
-    let lm = long_mode(passes, expected)?;
     assert!(LM64_OFF + lm.len() as u64 <= 0xfff0, "64-bit code too long");
-    put(&mut rom, LM64_OFF, &lm);
+    put(&mut rom, LM64_OFF, lm);
     // Reset vector at F000:FFF0: jmp far F000:0000.
     put(&mut rom, 0xfff0, &[0xea, 0x00, 0x00, 0x00, 0xf0]);
     Ok(rom)
@@ -294,29 +307,7 @@ fn protected_mode() -> Result<Vec<u8>, IcedError> {
 fn long_mode(passes: u32, expected: u64) -> Result<Vec<u8>, IcedError> {
     let mut a = CodeAssembler::new(64)?;
     let mut mix_fn = a.create_label();
-    let mut putc = a.create_label();
-    let mut puts = a.create_label();
-    let mut puthex = a.create_label();
-    let mut msg_head = a.create_label();
-    let mut msg_ok = a.create_label();
-    let mut msg_bad = a.create_label();
-    let mut msg_exp = a.create_label();
-
-    a.mov(ax, 0x10u32)?;
-    a.mov(ds, ax)?;
-    a.mov(es, ax)?;
-    a.mov(ss, ax)?;
-    a.mov(esp, STACK_TOP)?;
-    // COM1: 8N1, no interrupts, DTR|RTS.
-    a.mov(dx, 0x3fbu32)?;
-    a.mov(al, 3u32)?;
-    a.out(dx, al)?;
-    a.mov(dx, 0x3f9u32)?;
-    a.xor(eax, eax)?;
-    a.out(dx, al)?;
-    a.mov(dx, 0x3fcu32)?;
-    a.mov(al, 3u32)?;
-    a.out(dx, al)?;
+    emit_prologue(&mut a)?;
 
     a.mov(r15, H0)?;
     a.mov(r14, SEED0)?;
@@ -331,7 +322,6 @@ fn long_mode(passes: u32, expected: u64) -> Result<Vec<u8>, IcedError> {
     a.set_label(&mut pass)?;
     a.cmp(r13d, passes)?;
     a.jae(done)?;
-
     // 1. Fill: x = x * A + C; buf[i] = x ^ (x >> 33).
     a.mov(rax, r14)?;
     a.xor(ecx, ecx)?;
@@ -452,9 +442,55 @@ fn long_mode(passes: u32, expected: u64) -> Result<Vec<u8>, IcedError> {
     a.inc(r13d)?;
     a.jmp(pass)?;
 
-    // Report: "vx-bench: checksum 0x<h> ok" or "... MISMATCH expected 0x<e>".
+    // mix: r15 = (r15 ^ rsi) * r9; r15 ^= r15 >> 31. Clobbers rdx.
+    a.set_label(&mut mix_fn)?;
+    a.xor(r15, rsi)?;
+    a.imul_2(r15, r9)?;
+    a.mov(rdx, r15)?;
+    a.shr(rdx, 31)?;
+    a.xor(r15, rdx)?;
+    a.ret()?;
+
     a.set_label(&mut done)?;
     a.xor(r15, r14)?;
+    emit_report(&mut a, expected)?;
+    a.assemble(ROM_BASE + LM64_OFF)
+}
+
+/// Start of every ROM's 64-bit code: flat data segments, the stack, COM1 at 8N1 (12
+/// instructions).
+pub(crate) fn emit_prologue(a: &mut CodeAssembler) -> Result<(), IcedError> {
+    a.mov(ax, 0x10u32)?;
+    a.mov(ds, ax)?;
+    a.mov(es, ax)?;
+    a.mov(ss, ax)?;
+    a.mov(esp, STACK_TOP)?;
+    // COM1: 8N1, no interrupts, DTR|RTS.
+    a.mov(dx, 0x3fbu32)?;
+    a.mov(al, 3u32)?;
+    a.out(dx, al)?;
+    a.mov(dx, 0x3f9u32)?;
+    a.xor(eax, eax)?;
+    a.out(dx, al)?;
+    a.mov(dx, 0x3fcu32)?;
+    a.mov(al, 3u32)?;
+    a.out(dx, al)?;
+    Ok(())
+}
+
+/// End of every ROM's 64-bit code: print the result in r15 on COM1, compare it with
+/// `expected`, exit through the debug-exit port (0 ok, 1 mismatch), Bochs' shutdown port
+/// and `cli; hlt`; then the print helpers and messages.
+pub(crate) fn emit_report(a: &mut CodeAssembler, expected: u64) -> Result<(), IcedError> {
+    let mut putc = a.create_label();
+    let mut puts = a.create_label();
+    let mut puthex = a.create_label();
+    let mut msg_head = a.create_label();
+    let mut msg_ok = a.create_label();
+    let mut msg_bad = a.create_label();
+    let mut msg_exp = a.create_label();
+
+    // Report: "vx-bench: checksum 0x<h> ok" or "... MISMATCH expected 0x<e>".
     a.lea(rsi, ptr(msg_head))?;
     a.call(puts)?;
     a.mov(rax, r15)?;
@@ -490,15 +526,6 @@ fn long_mode(passes: u32, expected: u64) -> Result<Vec<u8>, IcedError> {
     a.cli()?;
     a.hlt()?;
     a.jmp(halt)?;
-
-    // mix: r15 = (r15 ^ rsi) * r9; r15 ^= r15 >> 31. Clobbers rdx.
-    a.set_label(&mut mix_fn)?;
-    a.xor(r15, rsi)?;
-    a.imul_2(r15, r9)?;
-    a.mov(rdx, r15)?;
-    a.shr(rdx, 31)?;
-    a.xor(r15, rdx)?;
-    a.ret()?;
 
     // putc: write al to COM1 once the transmitter is empty (bounded wait). Clobbers edx, r11d.
     a.set_label(&mut putc)?;
@@ -560,8 +587,7 @@ fn long_mode(passes: u32, expected: u64) -> Result<Vec<u8>, IcedError> {
     a.db(b" MISMATCH expected 0x\0")?;
     a.set_label(&mut msg_exp)?;
     a.db(b"\r\n\0")?;
-
-    a.assemble(ROM_BASE + LM64_OFF)
+    Ok(())
 }
 
 #[cfg(test)]
