@@ -3,6 +3,7 @@
 
 pub mod board;
 pub mod bus;
+pub mod clock;
 pub mod control;
 pub mod devices;
 pub mod irq;
