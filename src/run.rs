@@ -97,13 +97,27 @@ pub fn run(args: &RunArgs, builtin: Option<Vec<u8>>) -> Result<i32, Failure> {
         serial_out,
         trace_post: args.trace,
     })
-    .map_err(|e| usage(e.to_string()))?;
+    .map_err(|e| Failure {
+        status: if e.is_host_failure() {
+            EXIT_INTERNAL
+        } else {
+            EXIT_USAGE
+        },
+        message: e.to_string(),
+    })?;
     let (mut vcpu, why) = accel::create_vcpu(
         kind,
         board.ram().clone(),
         accel::EntryMode::of(&firmware::reset_state()),
     )
-    .map_err(|e| usage(e.to_string()))?;
+    .map_err(|e| Failure {
+        status: if e.is_host_failure() {
+            EXIT_INTERNAL
+        } else {
+            EXIT_USAGE
+        },
+        message: e.to_string(),
+    })?;
     tracing::info!("engine: {why}");
     vcpu.set_state(&firmware::reset_state());
     if args.trace && !vcpu.set_trace(Some(Box::new(trace_line))) {

@@ -54,6 +54,32 @@ pub enum AccelError {
     Jit(#[from] jit::JitError),
 }
 
+impl AccelError {
+    /// Whether this is a failure of the host (an ioctl or mapping that should have worked),
+    /// as opposed to an engine that this host or this guest cannot use (a user-facing
+    /// choice, exit status 2). The binary maps host failures to exit status 70.
+    pub fn is_host_failure(&self) -> bool {
+        match self {
+            AccelError::Unknown(_) | AccelError::NotBuilt(_) | AccelError::KvmUnavailable(_) => {
+                false
+            }
+            AccelError::Jit(_) => true,
+            AccelError::Kvm(e) => matches!(
+                e,
+                KvmError::SupportedCpuid(_)
+                    | KvmError::MsrList(_)
+                    | KvmError::CreateVm(_)
+                    | KvmError::SetTssAddr(_)
+                    | KvmError::SetMemoryRegion { .. }
+                    | KvmError::CreateVcpu(_)
+                    | KvmError::SetCpuid(_)
+                    | KvmError::GetState(..)
+                    | KvmError::SetState(..)
+            ),
+        }
+    }
+}
+
 /// Whether `VX_KVM_FORCE=1` asks to run KVM for guest modes the host is known not to run.
 pub fn kvm_forced() -> bool {
     std::env::var(FORCE_ENV).map(|v| v == "1").unwrap_or(false)

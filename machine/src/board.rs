@@ -27,6 +27,17 @@ pub enum BoardError {
     Bus(#[from] BusError),
 }
 
+impl BoardError {
+    /// Whether the host failed (a mapping it refused, a wiring bug), as opposed to a size or
+    /// image the user gave that cannot work (exit status 2).
+    pub fn is_host_failure(&self) -> bool {
+        matches!(
+            self,
+            BoardError::Memory(MemoryError::Map { .. }) | BoardError::Bus(_)
+        )
+    }
+}
+
 /// What the board is built with.
 #[derive(Default)]
 pub struct BoardConfig {

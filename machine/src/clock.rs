@@ -19,7 +19,9 @@ pub struct HostClock {
 impl HostClock {
     /// A clock starting at zero now.
     pub fn new() -> HostClock {
-        HostClock { origin: Instant::now() }
+        HostClock {
+            origin: Instant::now(),
+        }
     }
 }
 
