@@ -38,12 +38,19 @@ pub struct Outcome {
     pub serial: String,
     /// The register dump at the end.
     pub dump: String,
+    /// The engine's counters at the end.
+    pub stats: cpu::EngineStats,
     /// Wall time of the run.
     pub elapsed: Duration,
 }
 
 /// Run `image` on the interpreter until it stops or `timeout` passes.
 pub fn run_image(image: &[u8], timeout: Duration) -> Outcome {
+    run_image_on(AccelKind::Interp, image, timeout)
+}
+
+/// Run `image` on engine `kind` until it stops or `timeout` passes.
+pub fn run_image_on(kind: AccelKind, image: &[u8], timeout: Duration) -> Outcome {
     let cap = Capture::default();
     let board = Board::new(BoardConfig {
         memory: MEMORY,
@@ -52,12 +59,8 @@ pub fn run_image(image: &[u8], timeout: Duration) -> Outcome {
         trace_post: false,
     })
     .expect("board");
-    let (mut vcpu, _why) = accel::create_vcpu(
-        AccelKind::Interp,
-        board.ram().clone(),
-        accel::EntryMode::Real,
-    )
-    .expect("interpreter");
+    let (mut vcpu, _why) = accel::create_vcpu(kind, board.ram().clone(), accel::EntryMode::Real)
+        .unwrap_or_else(|e| panic!("engine {kind:?}: {e}"));
     vcpu.set_state(&firmware::reset_state());
     let control = board.control();
     let (done_tx, done_rx) = mpsc::channel::<()>();
@@ -69,7 +72,7 @@ pub fn run_image(image: &[u8], timeout: Duration) -> Outcome {
     let start = Instant::now();
     let reason = board
         .run(vcpu.as_mut())
-        .expect("the interpreter never fails on the host side");
+        .unwrap_or_else(|e| panic!("engine {kind:?} failed on the host side: {e}"));
     let elapsed = start.elapsed();
     let _ = done_tx.send(());
     timer.join().expect("timer thread");
@@ -79,6 +82,7 @@ pub fn run_image(image: &[u8], timeout: Duration) -> Outcome {
         reason,
         serial,
         dump: vcpu.get_state().dump(),
+        stats: vcpu.stats(),
         elapsed,
     }
 }
@@ -95,39 +99,66 @@ pub fn first_difference(got: &str, want: &str) -> String {
     "no line differs (line endings?)".into()
 }
 
-/// Run a test ROM and check it passed: debug-exit 0 and exactly the expected output.
-/// Returns a failure description instead of panicking, so callers can run many ROMs.
+/// Run a test ROM on the interpreter and check it passed: debug-exit 0 and exactly the
+/// expected output. Returns a failure description instead of panicking, so callers can run
+/// many ROMs.
 pub fn check_rom(rom: &test_roms::TestRom, timeout: Duration) -> Result<Duration, String> {
-    let out = run_image(&rom.image, timeout);
+    check_rom_on(AccelKind::Interp, rom, timeout)
+}
+
+/// `check_rom` on engine `kind`.
+pub fn check_rom_on(
+    kind: AccelKind,
+    rom: &test_roms::TestRom,
+    timeout: Duration,
+) -> Result<Duration, String> {
+    let out = run_image_on(kind, &rom.image, timeout);
     let want = rom.expected_serial();
     if out.reason == StopReason::DebugExit(0) && out.serial == want {
         return Ok(out.elapsed);
     }
     Err(format!(
-        "ROM {} failed: stopped with {:?} (exit status {}) after {:?}\n{}\n--- serial output ---\n{}\n--- registers ---\n{}",
+        "ROM {} failed on {kind:?}: stopped with {:?} (exit status {}) after {:?}\n{}\n--- serial output ---\n{}\n--- registers ---\n{}\n--- stats ---\n{:?}",
         rom.name,
         out.reason,
         out.reason.exit_status(),
         out.elapsed,
         first_difference(&out.serial.replace("\r\n", "\n"), &rom.expected),
         out.serial.replace("\r\n", "\n"),
-        out.dump
+        out.dump,
+        out.stats.counters
     ))
 }
 
-/// Run ROMs in parallel threads and panic with every failure.
+/// Run ROMs on the interpreter, all in parallel threads, and panic with every failure.
 pub fn check_roms(roms: Vec<test_roms::TestRom>, timeout: Duration) {
+    let n = roms.len().max(1);
+    check_roms_on(AccelKind::Interp, roms, timeout, n);
+}
+
+/// Run ROMs on engine `kind`, `parallel` at a time, and panic with every failure.
+pub fn check_roms_on(
+    kind: AccelKind,
+    roms: Vec<test_roms::TestRom>,
+    timeout: Duration,
+    parallel: usize,
+) {
     assert!(!roms.is_empty());
-    let handles: Vec<_> = roms
-        .into_iter()
-        .map(|rom| std::thread::spawn(move || (rom.name.clone(), check_rom(&rom, timeout))))
-        .collect();
     let mut failures = Vec::new();
-    for h in handles {
-        let (name, r) = h.join().expect("ROM thread");
-        match r {
-            Ok(t) => eprintln!("{name}: passed in {t:?}"),
-            Err(e) => failures.push(e),
+    for group in roms.chunks(parallel.max(1)) {
+        let handles: Vec<_> = group
+            .iter()
+            .cloned()
+            .map(|rom| {
+                std::thread::spawn(move || (rom.name.clone(), check_rom_on(kind, &rom, timeout)))
+            })
+            .collect();
+        for h in handles {
+            let (name, r) = h.join().expect("ROM thread");
+            match r {
+                Ok(t) => eprintln!("{name}: passed on {kind:?} in {t:?}"),
+                Err(e) => failures.push(e),
+            }
         }
     }
     assert!(
