@@ -51,12 +51,6 @@ mod tests {
         (interp, Some(kvm))
     }
 
-    /// Where an exception frame on the initial stack keeps the pushed RFLAGS.
-    const FRAME_RFLAGS: usize = STACK_TOP as usize - 24;
-
-    /// The only difference is RF (bit 16) in the exception frame's RFLAGS image: set by KVM, clear
-    /// in the interpreter.
-
     fn long_mode(
         name: &str,
         f: impl FnOnce(&mut CodeAssembler) -> Result<(), IcedError>,
