@@ -5,36 +5,13 @@
 
 use iced_x86::{ConditionCode, Instruction, Mnemonic, OpKind, Register};
 
+use super::alu::{AluOp, INC_DEC_FLAGS, binary, inc_dec};
 use super::branch::check_target;
 use super::cond;
 use super::cx::{Cx, mask, sext};
 use super::flags;
 use super::muldiv::{imul_flags, imul_trunc};
 use crate::fault::Fault;
-use crate::state::flags::{AF, CF, OF, PF, SF, ZF};
-
-/// An ALU operation with two inputs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AluOp {
-    /// ADD.
-    Add,
-    /// ADC.
-    Adc,
-    /// SUB.
-    Sub,
-    /// SBB.
-    Sbb,
-    /// CMP.
-    Cmp,
-    /// AND.
-    And,
-    /// OR.
-    Or,
-    /// XOR.
-    Xor,
-    /// TEST.
-    Test,
-}
 
 /// A pre-classified instruction form.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -132,21 +109,6 @@ fn full_gpr(r: Register) -> Option<(u8, u8)> {
         return None;
     }
     Some((r.full_register().number() as u8, r.size() as u8))
-}
-
-fn alu_op(m: Mnemonic) -> Option<AluOp> {
-    Some(match m {
-        Mnemonic::Add => AluOp::Add,
-        Mnemonic::Adc => AluOp::Adc,
-        Mnemonic::Sub => AluOp::Sub,
-        Mnemonic::Sbb => AluOp::Sbb,
-        Mnemonic::Cmp => AluOp::Cmp,
-        Mnemonic::And => AluOp::And,
-        Mnemonic::Or => AluOp::Or,
-        Mnemonic::Xor => AluOp::Xor,
-        Mnemonic::Test => AluOp::Test,
-        _ => return None,
-    })
 }
 
 fn is_imm(k: OpKind) -> bool {
@@ -366,7 +328,7 @@ pub fn classify(i: &Instruction) -> Fast {
             }
         }
         _ => {
-            let Some(op) = alu_op(m) else {
+            let Some(op) = AluOp::of(m) else {
                 return Fast::None;
             };
             if i.op_count() == 2 && i.op_kind(0) == OpKind::Memory {
@@ -420,47 +382,11 @@ pub fn classify(i: &Instruction) -> Fast {
 #[inline(always)]
 fn alu(cx: &mut Cx, op: AluOp, dst: u8, b: u64, size: u32) {
     let a = cx.reg(dst, false, size);
-    let (r, f) = alu_value(op, a, b, size, cx.st.rflags);
-    if !matches!(op, AluOp::Cmp | AluOp::Test) {
+    let (r, f) = binary(op, a, b, size, cx.st.rflags);
+    if op.writes_result() {
         cx.set_reg(dst, false, size, r);
     }
     cx.st.rflags = flags::set_status(cx.st.rflags, f);
-}
-
-/// Result and status flags of `a op b` on `size` bytes.
-#[inline(always)]
-fn alu_value(op: AluOp, a: u64, b: u64, size: u32, rflags: u64) -> (u64, u64) {
-    let cf = rflags & CF;
-    match op {
-        AluOp::Add => {
-            let r = a.wrapping_add(b) & mask(size);
-            (r, flags::add(a, b, r, size))
-        }
-        AluOp::Adc => {
-            let r = a.wrapping_add(b).wrapping_add(cf) & mask(size);
-            (r, flags::add(a, b, r, size))
-        }
-        AluOp::Sub | AluOp::Cmp => {
-            let r = a.wrapping_sub(b) & mask(size);
-            (r, flags::sub(a, b, r, size))
-        }
-        AluOp::Sbb => {
-            let r = a.wrapping_sub(b).wrapping_sub(cf) & mask(size);
-            (r, flags::sub(a, b, r, size))
-        }
-        AluOp::And | AluOp::Test => {
-            let r = a & b;
-            (r, flags::logic(r, size))
-        }
-        AluOp::Or => {
-            let r = a | b;
-            (r, flags::logic(r, size))
-        }
-        AluOp::Xor => {
-            let r = a ^ b;
-            (r, flags::logic(r, size))
-        }
-    }
 }
 
 /// Execute a fast form. RIP already points at the next instruction.
@@ -558,16 +484,16 @@ pub fn exec(cx: &mut Cx, f: Fast, i: &Instruction) -> Result<(), Fault> {
                 Some(r) => cx.reg(r, false, size),
                 None => imm,
             };
-            if matches!(op, AluOp::Cmp | AluOp::Test) {
+            if !op.writes_result() {
                 let a = cx.read_mem(seg, off, size)?;
-                let (_, f) = alu_value(op, a, b, size, cx.st.rflags);
+                let (_, f) = binary(op, a, b, size, cx.st.rflags);
                 cx.st.rflags = flags::set_status(cx.st.rflags, f);
             } else {
                 let lin = cx.linear(seg, off, size, true)?;
                 let user = cx.cpl() == 3;
                 cx.probe_write(lin, size)?;
                 let a = cx.read_lin(lin, size, user)?;
-                let (r, f) = alu_value(op, a, b, size, cx.st.rflags);
+                let (r, f) = binary(op, a, b, size, cx.st.rflags);
                 cx.write_lin(lin, size, r, user)?;
                 cx.st.rflags = flags::set_status(cx.st.rflags, f);
             }
@@ -615,15 +541,9 @@ pub fn exec(cx: &mut Cx, f: Fast, i: &Instruction) -> Result<(), Fault> {
         Fast::IncDec { dst, size, dec } => {
             let size = u32::from(size);
             let a = cx.reg(dst, false, size);
-            let (r, fl) = if dec {
-                let r = a.wrapping_sub(1) & mask(size);
-                (r, flags::sub(a, 1, r, size))
-            } else {
-                let r = a.wrapping_add(1) & mask(size);
-                (r, flags::add(a, 1, r, size))
-            };
+            let (r, fl) = inc_dec(a, size, dec);
             cx.set_reg(dst, false, size, r);
-            cx.st.rflags = flags::merge(cx.st.rflags, fl, OF | SF | ZF | AF | PF);
+            cx.st.rflags = flags::merge(cx.st.rflags, fl, INC_DEC_FLAGS);
         }
         Fast::Jcc { cc, target, size } => {
             if cond(cx.st.rflags, cc) {
