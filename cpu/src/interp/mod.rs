@@ -132,41 +132,30 @@ impl Interp {
                     cx.misc.watch_page = b.page();
                     cx.misc.code_written = false;
                     let mut last = Stepped::Retired;
-                    if trace.is_none() && cx.st.rflags & fl::TF == 0 {
-                        // The lean loop: no tracing, no single-step trap to deliver. RF is
-                        // cleared once (only an IRET sets it, and IRET ends a block).
+                    // Without tracing or a single-step trap to deliver, the lean path runs:
+                    // RF is cleared once (only an IRET sets it, and IRET ends a block).
+                    let lean = trace.is_none() && cx.st.rflags & fl::TF == 0;
+                    if lean {
                         cx.st.rflags &= !fl::RF;
-                        for d in &b.insns {
+                    }
+                    for d in &b.insns {
+                        last = if lean {
                             cx.st.interrupt_shadow = false;
-                            last = exec_lean(&mut cx, d);
-                            budget -= 1;
-                            if !matches!(last, Stepped::Retired) {
-                                break;
-                            }
-                            retired += 1;
-                            if cx.st.halted
-                                || cx.misc.io_done
-                                || cx.misc.code_written
-                                || cx.st.rip != d.next_rip
-                            {
-                                break;
-                            }
+                            exec_lean(&mut cx, d)
+                        } else {
+                            exec_decoded(&mut cx, d, trace.as_deref_mut())
+                        };
+                        budget -= 1;
+                        if !matches!(last, Stepped::Retired) {
+                            break;
                         }
-                    } else {
-                        for d in &b.insns {
-                            last = exec_decoded(&mut cx, d, trace.as_deref_mut());
-                            budget -= 1;
-                            if !matches!(last, Stepped::Retired) {
-                                break;
-                            }
-                            retired += 1;
-                            if cx.st.halted
-                                || cx.misc.io_done
-                                || cx.misc.code_written
-                                || cx.st.rip != d.next_rip
-                            {
-                                break;
-                            }
+                        retired += 1;
+                        if cx.st.halted
+                            || cx.misc.io_done
+                            || cx.misc.code_written
+                            || cx.st.rip != d.next_rip
+                        {
+                            break;
                         }
                     }
                     cx.misc.watch_page = u64::MAX;
