@@ -51,15 +51,21 @@ pub fn exec(cx: &mut Cx, i: &Instruction) -> Result<(), Fault> {
                 _ => sreg::SS,
             };
             let size = cx.op_size(i, 0);
-            let seg = cx.mem_seg(i);
-            let off = cx.ea(i);
-            let v = cx.read_mem(seg, off, size)?;
-            let sel = cx.read_mem(seg, off.wrapping_add(u64::from(size)) & mask(cx.asz), 2)? as u16;
+            let (sel, v) = read_far_pointer(cx, i, size)?;
             segment::load_data_seg(cx, s, sel)?;
             cx.wr(i, 0, v)
         }
         _ => unreachable!("control::exec is dispatched only for far-transfer mnemonics"),
     }
+}
+
+/// Read the far pointer at the memory operand: a `size`-byte offset followed by a selector.
+fn read_far_pointer(cx: &mut Cx, i: &Instruction, size: u32) -> Result<(u16, u64), Fault> {
+    let seg = cx.mem_seg(i);
+    let off = cx.ea(i);
+    let v = cx.read_mem(seg, off, size)?;
+    let sel = cx.read_mem(seg, off.wrapping_add(u64::from(size)) & mask(cx.asz), 2)? as u16;
+    Ok((sel, v))
 }
 
 /// Operand size of a far pointer operand in bytes (offset part).
@@ -73,10 +79,7 @@ fn far_ptr(cx: &mut Cx, i: &Instruction) -> Result<(u16, u64, u32), Fault> {
                 MemorySize::SegPtr32 => 4,
                 _ => 8,
             };
-            let seg = cx.mem_seg(i);
-            let off = cx.ea(i);
-            let v = cx.read_mem(seg, off, size)?;
-            let sel = cx.read_mem(seg, off.wrapping_add(u64::from(size)) & mask(cx.asz), 2)? as u16;
+            let (sel, v) = read_far_pointer(cx, i, size)?;
             Ok((sel, v, size))
         }
     }
