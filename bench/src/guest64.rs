@@ -390,29 +390,8 @@ pub fn start_state() -> CpuState {
     st.rip = CODE;
     st.rflags = 0x2;
     st.gpr[4] = KERNEL_STACK_TOP;
-    let code = Segment {
-        selector: SEL_KCODE as u16,
-        base: 0,
-        limit: 0xffff_ffff,
-        attr: seg_attr::P
-            | seg_attr::S
-            | seg_attr::CODE
-            | seg_attr::RW
-            | seg_attr::ACCESSED
-            | seg_attr::L
-            | seg_attr::G,
-    };
-    let data = Segment {
-        selector: SEL_KDATA,
-        base: 0,
-        limit: 0xffff_ffff,
-        attr: seg_attr::P
-            | seg_attr::S
-            | seg_attr::RW
-            | seg_attr::ACCESSED
-            | seg_attr::DB
-            | seg_attr::G,
-    };
+    let code = Segment::flat_code(SEL_KCODE as u16, 0, true);
+    let data = Segment::flat_data(SEL_KDATA, 0);
     st.seg = [data, code, data, data, data, data];
     st.tr = Segment {
         selector: SEL_TSS,

@@ -212,6 +212,41 @@ impl Segment {
             attr: seg_attr::P | seg_attr::S | seg_attr::RW | seg_attr::ACCESSED,
         }
     }
+    /// A flat (base 0, 4 GiB limit) code segment at privilege `dpl`: 64-bit when `long`,
+    /// else 32-bit. What SYSCALL/SYSRET load, and what tests entering long mode use.
+    pub fn flat_code(selector: u16, dpl: u8, long: bool) -> Segment {
+        let size = if long { seg_attr::L } else { seg_attr::DB };
+        Segment {
+            selector,
+            base: 0,
+            limit: 0xffff_ffff,
+            attr: seg_attr::P
+                | seg_attr::S
+                | seg_attr::CODE
+                | seg_attr::RW
+                | seg_attr::ACCESSED
+                | seg_attr::G
+                | size
+                | (u32::from(dpl & 3) << seg_attr::DPL_SHIFT),
+        }
+    }
+
+    /// A flat writable 32-bit data/stack segment at privilege `dpl`.
+    pub fn flat_data(selector: u16, dpl: u8) -> Segment {
+        Segment {
+            selector,
+            base: 0,
+            limit: 0xffff_ffff,
+            attr: seg_attr::P
+                | seg_attr::S
+                | seg_attr::RW
+                | seg_attr::ACCESSED
+                | seg_attr::DB
+                | seg_attr::G
+                | (u32::from(dpl & 3) << seg_attr::DPL_SHIFT),
+        }
+    }
+
     /// Descriptor privilege level.
     pub fn dpl(&self) -> u8 {
         ((self.attr >> seg_attr::DPL_SHIFT) & 3) as u8

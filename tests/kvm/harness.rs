@@ -141,29 +141,8 @@ pub fn long_mode_state() -> CpuState {
     st.rip = CODE;
     st.rflags = 0x2;
     st.gpr[4] = STACK_TOP;
-    let code = Segment {
-        selector: 0x08,
-        base: 0,
-        limit: 0xffff_ffff,
-        attr: seg_attr::P
-            | seg_attr::S
-            | seg_attr::CODE
-            | seg_attr::RW
-            | seg_attr::ACCESSED
-            | seg_attr::L
-            | seg_attr::G,
-    };
-    let data = Segment {
-        selector: 0x10,
-        base: 0,
-        limit: 0xffff_ffff,
-        attr: seg_attr::P
-            | seg_attr::S
-            | seg_attr::RW
-            | seg_attr::ACCESSED
-            | seg_attr::DB
-            | seg_attr::G,
-    };
+    let code = Segment::flat_code(0x08, 0, true);
+    let data = Segment::flat_data(0x10, 0);
     st.seg = [data, code, data, data, data, data];
     st.tr = Segment {
         selector: 0x18,

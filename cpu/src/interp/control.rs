@@ -350,29 +350,8 @@ fn syscall(cx: &mut Cx) -> Result<(), Fault> {
     cx.st.rflags &= !(cx.st.msr.fmask | fl::RF);
     cx.st.rflags |= fl::FIXED1;
     cx.st.rip = cx.st.msr.lstar;
-    cx.st.seg[sreg::CS] = Segment {
-        selector: sel,
-        base: 0,
-        limit: 0xffff_ffff,
-        attr: seg_attr::P
-            | seg_attr::S
-            | seg_attr::CODE
-            | seg_attr::RW
-            | seg_attr::ACCESSED
-            | seg_attr::L
-            | seg_attr::G,
-    };
-    cx.st.seg[sreg::SS] = Segment {
-        selector: sel + 8,
-        base: 0,
-        limit: 0xffff_ffff,
-        attr: seg_attr::P
-            | seg_attr::S
-            | seg_attr::RW
-            | seg_attr::ACCESSED
-            | seg_attr::DB
-            | seg_attr::G,
-    };
+    cx.st.seg[sreg::CS] = Segment::flat_code(sel, 0, true);
+    cx.st.seg[sreg::SS] = Segment::flat_data(sel + 8, 0);
     Ok(())
 }
 
@@ -395,34 +374,11 @@ fn sysret(cx: &mut Cx, i: &Instruction) -> Result<(), Fault> {
     }
     let base_sel = ((cx.st.msr.star >> 48) & 0xffff) as u16;
     let cs_sel = if to64 { base_sel + 16 } else { base_sel } | 3;
-    let mut cs_attr = seg_attr::P
-        | seg_attr::S
-        | seg_attr::CODE
-        | seg_attr::RW
-        | seg_attr::ACCESSED
-        | seg_attr::G
-        | (3 << seg_attr::DPL_SHIFT);
-    cs_attr |= if to64 { seg_attr::L } else { seg_attr::DB };
     let flags = (cx.st.gpr[11] & 0x3c_7fd7) | fl::FIXED1;
     cx.st.rflags = flags & !(fl::RF | fl::VM);
     cx.st.rip = rip;
-    cx.st.seg[sreg::CS] = Segment {
-        selector: cs_sel,
-        base: 0,
-        limit: 0xffff_ffff,
-        attr: cs_attr,
-    };
+    cx.st.seg[sreg::CS] = Segment::flat_code(cs_sel, 3, to64);
     // SS selector from STAR[63:48] + 8; the cached attributes are fixed (SDM SYSRET).
-    let ss = &mut cx.st.seg[sreg::SS];
-    ss.selector = (base_sel + 8) | 3;
-    ss.base = 0;
-    ss.limit = 0xffff_ffff;
-    ss.attr = seg_attr::P
-        | seg_attr::S
-        | seg_attr::RW
-        | seg_attr::ACCESSED
-        | seg_attr::DB
-        | seg_attr::G
-        | (3 << seg_attr::DPL_SHIFT);
+    cx.st.seg[sreg::SS] = Segment::flat_data((base_sel + 8) | 3, 3);
     Ok(())
 }

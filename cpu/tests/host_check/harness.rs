@@ -4,7 +4,7 @@
 
 use std::sync::Mutex;
 
-use cpu::state::{cr, msr, seg_attr};
+use cpu::state::{cr, msr};
 use cpu::{CpuState, DescTable, GuestRam, Interp, RamRegion, Segment, VmIo};
 use iced_x86::code_asm::*;
 use iced_x86::{Decoder, DecoderOptions, Formatter, Instruction, IntelFormatter};
@@ -241,29 +241,8 @@ impl Guest {
             assert!(ram.write(off, &[0xf4]));
         }
         let mut base = CpuState::reset();
-        let code = Segment {
-            selector: 0x08,
-            base: 0,
-            limit: 0xffff_ffff,
-            attr: seg_attr::P
-                | seg_attr::S
-                | seg_attr::CODE
-                | seg_attr::RW
-                | seg_attr::ACCESSED
-                | seg_attr::L
-                | seg_attr::G,
-        };
-        let data = Segment {
-            selector: 0x10,
-            base: 0,
-            limit: 0xffff_ffff,
-            attr: seg_attr::P
-                | seg_attr::S
-                | seg_attr::RW
-                | seg_attr::ACCESSED
-                | seg_attr::DB
-                | seg_attr::G,
-        };
+        let code = Segment::flat_code(0x08, 0, true);
+        let data = Segment::flat_data(0x10, 0);
         base.seg = [data, code, data, data, data, data];
         base.gdtr = DescTable {
             base: GDT,

@@ -5,7 +5,7 @@
 
 use std::sync::Mutex;
 
-use cpu::state::{cr, flags as fl, msr, seg_attr};
+use cpu::state::{cr, flags as fl, msr};
 use cpu::{CpuState, DescTable, GuestRam, Interp, RamRegion, Segment, Vcpu, VcpuExit, VmIo};
 use jit::JitVcpu;
 
@@ -84,29 +84,8 @@ pub fn long_mode_state() -> CpuState {
     st.cr3 = PML4;
     st.cr4 = cr::CR4_PAE;
     st.efer = msr::EFER_LME | msr::EFER_LMA;
-    let code = Segment {
-        selector: 0x08,
-        base: 0,
-        limit: 0xffff_ffff,
-        attr: seg_attr::P
-            | seg_attr::S
-            | seg_attr::CODE
-            | seg_attr::RW
-            | seg_attr::ACCESSED
-            | seg_attr::L
-            | seg_attr::G,
-    };
-    let data = Segment {
-        selector: 0x10,
-        base: 0,
-        limit: 0xffff_ffff,
-        attr: seg_attr::P
-            | seg_attr::S
-            | seg_attr::RW
-            | seg_attr::ACCESSED
-            | seg_attr::DB
-            | seg_attr::G,
-    };
+    let code = Segment::flat_code(0x08, 0, true);
+    let data = Segment::flat_data(0x10, 0);
     st.seg = [data, code, data, data, data, data];
     st.gdtr = DescTable {
         base: GDT,
