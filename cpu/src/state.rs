@@ -148,6 +148,12 @@ pub mod msr {
     pub const IA32_GS_BASE: u32 = 0xc000_0101;
     pub const IA32_KERNEL_GS_BASE: u32 = 0xc000_0102;
     pub const IA32_TSC_AUX: u32 = 0xc000_0103;
+    pub const IA32_FEATURE_CONTROL: u32 = 0x3a;
+    pub const IA32_TSC_DEADLINE: u32 = 0x6e0;
+    pub const IA32_UCODE_REV: u32 = 0x8b;
+    pub const IA32_ARCH_CAPABILITIES: u32 = 0x10a;
+    pub const IA32_MTRRCAP: u32 = 0xfe;
+    pub const IA32_MTRR_DEF_TYPE: u32 = 0x2ff;
     /// EFER: SYSCALL enable.
     pub const EFER_SCE: u64 = 1 << 0;
     /// EFER: long mode enable.
@@ -326,6 +332,10 @@ pub struct MsrState {
     pub tsc_aux: u64,
     /// Guest TSC value minus the engine's clock, so the TSC survives a move between engines.
     pub tsc_offset: u64,
+    /// IA32_MTRR_DEF_TYPE.
+    pub mtrr_def_type: u64,
+    /// The 11 fixed-range MTRRs, then PHYSBASE0, PHYSMASK0, ... for 8 variable ranges.
+    pub mtrr: [u64; 27],
 }
 
 /// The complete architectural state of one logical processor.

@@ -17,6 +17,18 @@ pub trait VmIo: Sync {
     fn mmio_read(&self, addr: u64, data: &mut [u8]);
     /// Write to a guest-physical address that is not RAM.
     fn mmio_write(&self, addr: u64, data: &[u8]);
+    /// RDMSR of an MSR the CPU does not model itself but the machine may (the local APIC's
+    /// IA32_TSC_DEADLINE). `tsc` is the reading of the time-stamp counter now. None: no
+    /// such MSR (the CPU raises #GP).
+    fn msr_read(&self, index: u32, tsc: u64) -> Option<u64> {
+        let _ = (index, tsc);
+        None
+    }
+    /// WRMSR counterpart of `msr_read`; false: no such MSR (the CPU raises #GP).
+    fn msr_write(&self, index: u32, value: u64, tsc: u64) -> bool {
+        let _ = (index, value, tsc);
+        false
+    }
 }
 
 /// Why `Vcpu::run` returned. Only what the board must decide.

@@ -18,9 +18,11 @@ pub mod mov;
 pub mod muldiv;
 pub mod segment;
 pub mod shift;
+pub mod sse;
 pub mod stack;
 pub mod string;
 pub mod system;
+pub mod x87;
 pub mod xchg;
 
 use iced_x86::{ConditionCode, Instruction, Mnemonic};
@@ -410,7 +412,9 @@ pub fn execute(cx: &mut Cx, i: &Instruction, bytes: &[u8]) -> Result<(), Fault> 
         | Clflushopt | Smsw | Lmsw | Clts | Lar | Lsl | Verr | Verw | Ud0 | Ud1 | Ud2 | Lfence
         | Sfence | Mfence | Prefetchnta | Prefetcht0 | Prefetcht1 | Prefetcht2 | Prefetchw
         | Endbr32 | Endbr64 => system::exec(cx, i),
-        _ => unimplemented(cx, i, bytes),
+        _ => x87::exec(cx, i)
+            .or_else(|| sse::exec(cx, i))
+            .unwrap_or_else(|| unimplemented(cx, i, bytes)),
     }
 }
 

@@ -262,7 +262,15 @@ pub fn read_msr(cx: &Cx, index: u32) -> Result<u64, Fault> {
         msr::IA32_GS_BASE => cx.st.seg[sreg::GS].base,
         msr::IA32_KERNEL_GS_BASE => m.kernel_gs_base,
         msr::IA32_TSC_AUX => m.tsc_aux,
-        _ => return Err(Fault::GP0),
+        msr::IA32_UCODE_REV => 0,
+        msr::IA32_FEATURE_CONTROL => 1, // locked, VMX off
+        msr::IA32_ARCH_CAPABILITIES => crate::cpuid::ARCH_CAPABILITIES,
+        msr::IA32_MTRRCAP => crate::cpuid::MTRRCAP,
+        msr::IA32_MTRR_DEF_TYPE => m.mtrr_def_type,
+        _ => match mtrr_slot(index) {
+            Some(k) => m.mtrr[k],
+            None => cx.io.msr_read(index, tsc(cx)).ok_or(Fault::GP0)?,
+        },
     })
 }
 
@@ -319,9 +327,41 @@ pub fn write_msr(cx: &mut Cx, index: u32, v: u64) -> Result<(), Fault> {
         msr::IA32_GS_BASE => cx.st.seg[sreg::GS].base = v,
         msr::IA32_KERNEL_GS_BASE => cx.st.msr.kernel_gs_base = v,
         msr::IA32_TSC_AUX => cx.st.msr.tsc_aux = v & 0xffff_ffff,
-        _ => return Err(Fault::GP0),
+        // Writing 0 before CPUID to read the microcode revision is the documented sequence.
+        msr::IA32_UCODE_REV => {}
+        msr::IA32_MTRR_DEF_TYPE => {
+            // Type (bits 0-7, a valid memory type), FE (10), E (11).
+            if v & !0xcff != 0 || matches!(v & 0xff, 2 | 3 | 8..=0xff) {
+                return Err(Fault::GP0);
+            }
+            cx.st.msr.mtrr_def_type = v;
+        }
+        _ => match mtrr_slot(index) {
+            Some(k) => cx.st.msr.mtrr[k] = v,
+            None => {
+                if !cx.io.msr_write(index, v, tsc(cx)) {
+                    return Err(Fault::GP0);
+                }
+            }
+        },
     }
     Ok(())
+}
+
+/// The slot in `MsrState::mtrr` of a fixed-range or variable-range MTRR (SDM Vol. 3A
+/// §11.11.2): the 11 fixed-range registers, then PHYSBASE/PHYSMASK pairs for the variable
+/// ranges `MTRRCAP` advertises. Memory types are stored, never enforced (vx has no caches).
+fn mtrr_slot(index: u32) -> Option<usize> {
+    const FIXED: [u32; 11] = [
+        0x250, 0x258, 0x259, 0x268, 0x269, 0x26a, 0x26b, 0x26c, 0x26d, 0x26e, 0x26f,
+    ];
+    if let Some(k) = FIXED.iter().position(|&f| f == index) {
+        return Some(k);
+    }
+    let vcnt = (crate::cpuid::MTRRCAP & 0xff) as u32;
+    (0x200..0x200 + 2 * vcnt)
+        .contains(&index)
+        .then(|| 11 + (index - 0x200) as usize)
 }
 
 /// CR0 bits a guest may set.
