@@ -50,8 +50,18 @@ pub struct RunArgs {
     pub memory: String,
     /// ROM image mapped to end at 4 GiB, its last 128 KiB also ending at 1 MiB; the CPU
     /// starts at F000:FFF0 (as QEMU -bios). Without it, the built-in demo ROM runs.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "kernel")]
     pub bios: Option<PathBuf>,
+    /// Linux bzImage to boot through the Linux boot protocol (64-bit entry, boot protocol
+    /// 2.12 or later), with ACPI tables describing the machine.
+    #[arg(long)]
+    pub kernel: Option<PathBuf>,
+    /// Initial RAM disk handed to the --kernel (loaded high in memory below 4 GiB).
+    #[arg(long, requires = "kernel")]
+    pub initrd: Option<PathBuf>,
+    /// Kernel command line for --kernel, e.g. "console=ttyS0".
+    #[arg(long, requires = "kernel")]
+    pub append: Option<String>,
     /// COM1 backend: stdio, file:PATH or none.
     #[arg(long, default_value = "stdio")]
     pub serial: String,

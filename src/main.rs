@@ -25,9 +25,20 @@ fn main() {
             // One line, like every other usage error: clap's first line without its
             // "error: " prefix, and where to look for help.
             let text = e.to_string();
-            let first = text.lines().next().unwrap_or("bad command line");
+            let mut lines = text.lines();
+            let first = lines.next().unwrap_or("bad command line");
             let first = first.strip_prefix("error: ").unwrap_or(first);
-            eprintln!("vx: {first} (see vx --help)");
+            // "...were not provided:" names the arguments on the following lines.
+            let detail = match first.ends_with(':') {
+                true => lines
+                    .take_while(|l| !l.trim().is_empty())
+                    .map(str::trim)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                false => String::new(),
+            };
+            let sep = if detail.is_empty() { "" } else { " " };
+            eprintln!("vx: {first}{sep}{detail} (see vx --help)");
             std::process::exit(run::EXIT_USAGE);
         }
         Err(e) => {

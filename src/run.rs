@@ -73,10 +73,25 @@ pub fn run(args: &RunArgs, builtin: Option<Vec<u8>>) -> Result<i32, Failure> {
         .parse()
         .map_err(|e: accel::AccelError| usage(e.to_string()))?;
     let memory = parse_size(&args.memory).map_err(usage)?;
-    let bios = match &args.bios {
-        Some(p) => firmware::load_bios(p).map_err(|e| usage(e.to_string()))?,
-        None => builtin
-            .ok_or_else(|| usage("no guest given: pass --bios FILE (or run `vx` for the demo)"))?,
+    // A Linux kernel is read and checked before anything is built, so that a bad file costs
+    // one line and status 2.
+    let linux = match &args.kernel {
+        Some(k) => {
+            let image = firmware::linux::BzImage::read(k).map_err(|e| usage(e.to_string()))?;
+            let initrd = match &args.initrd {
+                Some(p) => Some(firmware::linux::read_initrd(p).map_err(|e| usage(e.to_string()))?),
+                None => None,
+            };
+            Some((image, initrd))
+        }
+        None => None,
+    };
+    let bios = match (&args.bios, &linux) {
+        (Some(p), _) => Some(firmware::load_bios(p).map_err(|e| usage(e.to_string()))?),
+        (None, Some(_)) => None,
+        (None, None) => Some(builtin.ok_or_else(|| {
+            usage("no guest given: pass --kernel FILE or --bios FILE (or run `vx` for the demo)")
+        })?),
     };
     if let Some(t) = args.timeout
         && !(t.is_finite() && t > 0.0)
@@ -93,7 +108,7 @@ pub fn run(args: &RunArgs, builtin: Option<Vec<u8>>) -> Result<i32, Failure> {
     };
     let board = Board::new(BoardConfig {
         memory,
-        bios: Some(bios),
+        bios,
         serial_out,
         trace_post: args.trace,
     })
@@ -105,21 +120,35 @@ pub fn run(args: &RunArgs, builtin: Option<Vec<u8>>) -> Result<i32, Failure> {
         },
         message: e.to_string(),
     })?;
-    let (mut vcpu, why) = accel::create_vcpu(
-        kind,
-        board.ram().clone(),
-        accel::EntryMode::of(&firmware::reset_state()),
-    )
-    .map_err(|e| Failure {
-        status: if e.is_host_failure() {
-            EXIT_INTERNAL
-        } else {
-            EXIT_USAGE
-        },
-        message: e.to_string(),
-    })?;
+    let start = match &linux {
+        Some((image, initrd)) => {
+            let rsdp = firmware::install_acpi(board.ram());
+            let (state, placed) = firmware::linux::load(
+                board.ram(),
+                image,
+                initrd.as_deref(),
+                args.append.as_deref().unwrap_or(""),
+                rsdp,
+            )
+            .map_err(|e| usage(e.to_string()))?;
+            tracing::info!("linux: {placed:?}");
+            state
+        }
+        None => firmware::reset_state(),
+    };
+    let (mut vcpu, why) =
+        accel::create_vcpu(kind, board.ram().clone(), accel::EntryMode::of(&start)).map_err(
+            |e| Failure {
+                status: if e.is_host_failure() {
+                    EXIT_INTERNAL
+                } else {
+                    EXIT_USAGE
+                },
+                message: e.to_string(),
+            },
+        )?;
     tracing::info!("engine: {why}");
-    vcpu.set_state(&firmware::reset_state());
+    vcpu.set_state(&start);
     if args.trace && !vcpu.set_trace(Some(Box::new(trace_line))) {
         eprintln!("vx: this engine cannot trace single instructions");
     }

@@ -2,6 +2,8 @@
 //! (ending at 4 GiB, last 128 KiB aliased below 1 MiB), with the SDM's RESET state
 //! (Vol. 3A §9.1.1). Later: the Linux boot protocol and multiboot.
 
+pub mod linux;
+
 use std::path::Path;
 
 use cpu::CpuState;
@@ -66,6 +68,13 @@ pub fn load_bios(path: &Path) -> Result<Vec<u8>, FirmwareError> {
         });
     }
     Ok(data)
+}
+
+/// Write the machine's ACPI tables into guest RAM; returns the RSDP address, or None while
+/// the board has no ACPI tables.
+pub fn install_acpi(ram: &cpu::GuestRam) -> Option<u64> {
+    let _ = ram;
+    None
 }
 
 /// The processor state a BIOS boot starts from: the RESET state (CS F000 with base

@@ -3,6 +3,9 @@
 //!
 //! BT* leave OF, SF, AF and PF undefined and ZF unchanged; vx leaves all of them unchanged.
 //! BSF/BSR leave CF, OF, SF, AF and PF undefined; vx leaves them unchanged.
+//! TZCNT and LZCNT (F3 0F BC/BD) execute as BSF and BSR, as on every processor without BMI1
+//! and LZCNT (the F3 prefix is ignored there), because vx's CPUID advertises neither; compilers
+//! emit TZCNT where the two agree for non-zero inputs (Linux does).
 
 use iced_x86::{Instruction, Mnemonic, OpKind};
 
@@ -14,7 +17,7 @@ use crate::state::flags::{CF, ZF};
 pub fn exec(cx: &mut Cx, i: &Instruction) -> Result<(), Fault> {
     use Mnemonic::*;
     match i.mnemonic() {
-        Bsf | Bsr => scan(cx, i),
+        Bsf | Bsr | Tzcnt | Lzcnt => scan(cx, i),
         Bswap => {
             let r = i.op_register(0);
             let size = r.size() as u32;
@@ -88,7 +91,7 @@ fn scan(cx: &mut Cx, i: &Instruction) -> Result<(), Fault> {
         cx.st.rflags |= ZF;
         return Ok(());
     }
-    let idx = if i.mnemonic() == Mnemonic::Bsf {
+    let idx = if matches!(i.mnemonic(), Mnemonic::Bsf | Mnemonic::Tzcnt) {
         v.trailing_zeros()
     } else {
         63 - v.leading_zeros()

@@ -388,7 +388,7 @@ pub fn execute(cx: &mut Cx, i: &Instruction, bytes: &[u8]) -> Result<(), Fault> 
         }
         Shl | Sal | Shr | Sar | Rol | Ror | Rcl | Rcr | Shld | Shrd => shift::exec(cx, i),
         Mul | Imul | Div | Idiv => muldiv::exec(cx, i),
-        Bt | Bts | Btr | Btc | Bsf | Bsr | Bswap => bit::exec(cx, i),
+        Bt | Bts | Btr | Btc | Bsf | Bsr | Tzcnt | Lzcnt | Bswap => bit::exec(cx, i),
         Xchg | Xadd | Cmpxchg | Cmpxchg8b | Cmpxchg16b => xchg::exec(cx, i),
         Mov | Movsx | Movzx | Movsxd | Cbw | Cwde | Cdqe | Cwd | Cdq | Cqo | Lea | Xlatb | Seto
         | Setno | Setb | Setae | Sete | Setne | Setbe | Seta | Sets | Setns | Setp | Setnp
