@@ -33,9 +33,18 @@ die() {
     exit 1
 }
 
-for tool in apt-get apt-cache dpkg-deb python3 sha256sum; do
+for tool in apt-get apt-cache dpkg-deb python3 sha256sum flock; do
     command -v "$tool" >/dev/null || die "$tool not found (on Debian 12: apt-get install python3)"
 done
+
+# One build per OUTDIR at a time: the test suite may start this script from several test
+# threads at once, and two runs would race on the .deb cache and the outputs. The lock is
+# held until the script exits (fd 9 stays open). flock is in util-linux (essential on Debian).
+exec 9>"$outdir/.lock"
+if ! flock -n 9; then
+    step "waiting for another build-guest.sh using $outdir"
+    flock 9
+fi
 
 # Each apt-cache run costs ~0.6 s (it reads all package lists), so packages are looked up in
 # batches: one `policy` for the candidates, one `show` for the meta packages' Depends.
