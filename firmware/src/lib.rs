@@ -2,6 +2,8 @@
 //! (ending at 4 GiB, last 128 KiB aliased below 1 MiB), with the SDM's RESET state
 //! (Vol. 3A §9.1.1). Later: the Linux boot protocol and multiboot.
 
+pub mod acpi;
+
 use std::path::Path;
 
 use cpu::CpuState;
