@@ -355,7 +355,7 @@ fn rsdp(rsdt: u32, xsdt: u64) -> Vec<u8> {
 
 /// Build the tables for guest-physical address `base`.
 pub fn build(base: u64) -> Result<AcpiTables, AcpiError> {
-    if base % 16 != 0 || base >= layout::FOUR_GIB {
+    if !base.is_multiple_of(16) || base >= layout::FOUR_GIB {
         return Err(AcpiError::BadBase(base));
     }
     let mut blob = vec![0u8; DSDT_OFFSET];

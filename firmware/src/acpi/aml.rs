@@ -78,7 +78,7 @@ pub fn name_string(path: &str) -> Vec<u8> {
 /// bytes (lead byte bits 7:6 = extra byte count, bits 3:0 = low nibble). Returns `None`
 /// past [`PKG_LENGTH_MAX`].
 pub fn pkg_length(content: usize) -> Option<Vec<u8>> {
-    if content + 1 <= 0x3f {
+    if content < 0x3f {
         return Some(vec![(content + 1) as u8]);
     }
     for extra in 1..=3usize {
@@ -199,8 +199,21 @@ mod tests {
         assert_eq!(
             aml,
             vec![
-                NAME_OP, ROOT_CHAR, b'_', b'S', b'5', b'_', PACKAGE_OP, 8, 4, BYTE_PREFIX, 5,
-                BYTE_PREFIX, 5, ZERO_OP, ZERO_OP
+                NAME_OP,
+                ROOT_CHAR,
+                b'_',
+                b'S',
+                b'5',
+                b'_',
+                PACKAGE_OP,
+                8,
+                4,
+                BYTE_PREFIX,
+                5,
+                BYTE_PREFIX,
+                5,
+                ZERO_OP,
+                ZERO_OP
             ]
         );
     }

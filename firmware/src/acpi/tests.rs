@@ -100,8 +100,16 @@ fn test_acpi_fadt_fields() {
     assert_eq!(u32_at(f, 64), pm + 4, "PM1a_CNT_BLK");
     assert_eq!(u32_at(f, 76), pm + 8, "PM_TMR_BLK");
     assert_eq!(u32_at(f, 80), pm + 0x20, "GPE0_BLK");
-    assert_eq!(&f[88..93], &[4, 2, 0, 4, 4], "PM1_EVT/CNT, PM2, TMR, GPE0 lengths");
-    assert_eq!(u16_at(f, 109), 0b11, "IAPC_BOOT_ARCH: legacy devices and 8042");
+    assert_eq!(
+        &f[88..93],
+        &[4, 2, 0, 4, 4],
+        "PM1_EVT/CNT, PM2, TMR, GPE0 lengths"
+    );
+    assert_eq!(
+        u16_at(f, 109),
+        0b11,
+        "IAPC_BOOT_ARCH: legacy devices and 8042"
+    );
     // WBINVD (0), PROC_C1 (2), SLP_BUTTON (5), TMR_VAL_EXT (8), RESET_REG_SUP (10).
     assert_eq!(
         u32_at(f, 112),
@@ -120,7 +128,11 @@ fn test_acpi_fadt_fields() {
     ] {
         assert_eq!(f[off], 1, "X_ block at {off} is system I/O");
         assert_eq!(f[off + 1], width, "X_ block at {off} width");
-        assert_eq!(u64_at(f, off + 4), u64::from(port), "X_ block at {off} address");
+        assert_eq!(
+            u64_at(f, off + 4),
+            u64::from(port),
+            "X_ block at {off} address"
+        );
     }
     for off in [160, 184, 196, 232, 244, 256] {
         assert_eq!(&f[off..off + 12], &[0; 12], "absent block at {off}");
@@ -215,7 +227,9 @@ fn test_acpi_fits_reserved_area() {
     assert!(!t.is_empty());
     assert_eq!(t.bytes().len() as u64, t.len());
     // Every directory entry lies inside the blob.
-    for sig in [b"RSD ", b"FACS", b"FACP", b"APIC", b"DSDT", b"RSDT", b"XSDT"] {
+    for sig in [
+        b"RSD ", b"FACS", b"FACP", b"APIC", b"DSDT", b"RSDT", b"XSDT",
+    ] {
         let (addr, bytes) = t.table(sig).expect("listed");
         assert!(addr >= t.base() && addr + bytes.len() as u64 <= t.base() + t.len());
     }
@@ -225,7 +239,11 @@ fn test_acpi_fits_reserved_area() {
 fn test_acpi_build_is_position_dependent_and_checked() {
     let a = build(0x10_0000).expect("valid base");
     let (_, x) = a.table(b"XSDT").expect("XSDT");
-    assert_eq!(u64_at(x, 36) >> 20, 1, "entries are absolute addresses at the base");
+    assert_eq!(
+        u64_at(x, 36) >> 20,
+        1,
+        "entries are absolute addresses at the base"
+    );
     assert!(matches!(build(0xe_0008), Err(AcpiError::BadBase(_))));
     assert!(matches!(
         build(layout::FOUR_GIB),
@@ -245,7 +263,9 @@ fn test_acpi_dump_tables_for_iasl() {
     let t = tables();
     let dir = std::env::temp_dir().join("vx-acpi");
     std::fs::create_dir_all(&dir).expect("temp dir");
-    for sig in [b"RSD ", b"FACS", b"FACP", b"APIC", b"DSDT", b"RSDT", b"XSDT"] {
+    for sig in [
+        b"RSD ", b"FACS", b"FACP", b"APIC", b"DSDT", b"RSDT", b"XSDT",
+    ] {
         let (_, bytes) = t.table(sig).expect("listed");
         let name = String::from_utf8_lossy(sig).trim().to_string();
         std::fs::write(dir.join(format!("{name}.dat")), bytes).expect("write");

@@ -31,6 +31,11 @@
 //! [`AcpiPm::next_event_ns`] so a timer carry (bit 31 of the counter changing) sets TMR_STS
 //! even when the guest does not read the timer.
 //!
+//! Board wiring: `AcpiPm` is itself the `BusDevice` for the whole block: map one
+//! `Arc<Mutex<AcpiPm>>` ([`AcpiPm::new_shared`]) at `layout::ACPI_PM_PORT` with length
+//! `layout::ACPI_PM_LEN`, keep a clone to call `poll`/`next_event_ns`, and connect the SCI
+//! line to ISA IRQ `layout::irq::SCI` (IOAPIC pin 9, level, active high).
+//!
 //! Locking: the PM block calls `IrqLine::set_level` with its own lock held (PM lock, then
 //! interrupt-controller lock).
 
@@ -108,6 +113,12 @@ pub const PM_TIMER_HZ: u64 = 3_579_545;
 const TMR_CARRY_BIT: u32 = 31;
 
 const NS_PER_S: u128 = 1_000_000_000;
+
+// The registers fit the block layout.rs reserves, in order, without overlapping.
+const _: () = assert!(PM1_STS + PM1_EVT_LEN <= PM1_CNT);
+const _: () = assert!(PM1_CNT + PM1_CNT_LEN <= PM_TMR);
+const _: () = assert!(PM_TMR + PM_TMR_LEN <= GPE0_BLK);
+const _: () = assert!(GPE0_BLK + GPE0_BLK_LEN <= crate::layout::ACPI_PM_LEN as u64);
 
 /// Timer ticks at guest time `ns` (counting from the clock's origin).
 fn ticks_at(ns: u64) -> u64 {
@@ -320,26 +331,6 @@ impl BusDevice for AcpiPm {
     }
 }
 
-/// Bus adapter for a PM block shared with the board (which polls it for timer carries).
-#[derive(Debug, Clone)]
-pub struct AcpiPmRegs(pub Arc<Mutex<AcpiPm>>);
-
-impl BusDevice for AcpiPmRegs {
-    fn read(&mut self, offset: u64, data: &mut [u8]) {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .read(offset, data);
-    }
-
-    fn write(&mut self, offset: u64, data: &[u8]) {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .write(offset, data);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -530,8 +521,23 @@ mod tests {
     }
 
     #[test]
-    fn test_acpi_pm_layout_fits_block() {
-        assert!(GPE0_BLK + GPE0_BLK_LEN <= u64::from(crate::layout::ACPI_PM_LEN));
-        assert!(PM_TMR + PM_TMR_LEN <= GPE0_BLK);
+    fn test_acpi_pm_on_the_port_bus() {
+        use crate::bus::{Bus, SharedDevice};
+        use crate::layout::{ACPI_PM_LEN, ACPI_PM_PORT};
+        let clock = Arc::new(ManualClock::new());
+        let control = Arc::new(VmControl::new());
+        let pm = AcpiPm::new_shared(clock.clone(), RecordingIrq::new(), control.clone());
+        let mut bus = Bus::new("pio", 1);
+        let dev: SharedDevice = pm.clone();
+        bus.insert(u64::from(ACPI_PM_PORT), u64::from(ACPI_PM_LEN), dev)
+            .expect("free range");
+        clock.advance(2_000_000_000);
+        let mut b = [0u8; 4];
+        bus.read(u64::from(ACPI_PM_PORT) + PM_TMR, &mut b);
+        assert_eq!(u32::from_le_bytes(b), 2 * 3_579_545);
+        let v = (u16::from(SLP_TYP_S5) << SLP_TYP_SHIFT) | SLP_EN;
+        bus.write(u64::from(ACPI_PM_PORT) + PM1_CNT, &v.to_le_bytes());
+        assert_eq!(control.stop_reason(), Some(StopReason::PowerOff));
+        assert!(pm.lock().unwrap().next_event_ns().is_none());
     }
 }

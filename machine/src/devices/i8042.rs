@@ -22,6 +22,11 @@
 //! given in their translated form where it matters: the identify bytes), the A20 gate
 //! (output port bit 1 is stored only), typematic timing, parity errors, password commands.
 //!
+//! Board wiring: one `Arc<Mutex<I8042>>` ([`I8042::new_shared`]) behind two one-port
+//! adapters, [`I8042Data`] at `layout::I8042_DATA_PORT` and [`I8042Command`] at
+//! `layout::I8042_CMD_PORT` (port 0x61 between them is the PIT's port B); IRQ1 to ISA IRQ
+//! `layout::irq::KEYBOARD`, IRQ12 to `layout::irq::MOUSE`.
+//!
 //! Locking: `IrqLine::set_level` is called with the controller's lock held (i8042 lock, then
 //! interrupt-controller lock).
 
@@ -232,6 +237,15 @@ impl I8042 {
             irq12_level: false,
             control,
         }
+    }
+
+    /// The same, wrapped for sharing between [`I8042Data`] and [`I8042Command`].
+    pub fn new_shared(
+        irq1: Arc<dyn IrqLine>,
+        irq12: Arc<dyn IrqLine>,
+        control: Arc<VmControl>,
+    ) -> Arc<std::sync::Mutex<I8042>> {
+        Arc::new(std::sync::Mutex::new(I8042::new(irq1, irq12, control)))
     }
 
     /// The command byte (controller RAM byte 0).
@@ -483,11 +497,7 @@ impl BusDevice for I8042Data {
         if offset == DATA
             && let Some(d) = data.first_mut()
         {
-            *d = self
-                .0
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .read_data();
+            *d = self.0.lock().unwrap_or_else(|p| p.into_inner()).read_data();
         }
     }
 
@@ -579,7 +589,11 @@ mod tests {
         assert_eq!(drain(&mut r.kbc), vec![CB_RESET]);
         r.kbc.write_command(CMD_WRITE_RAM);
         r.kbc.write_data(0x47);
-        assert_eq!(r.kbc.status() & STS_CMD, 0, "last write went to the data port");
+        assert_eq!(
+            r.kbc.status() & STS_CMD,
+            0,
+            "last write went to the data port"
+        );
         r.kbc.write_command(CMD_READ_RAM);
         assert_eq!(drain(&mut r.kbc), vec![0x47]);
         assert_eq!(r.kbc.status() & STS_SYS, STS_SYS);

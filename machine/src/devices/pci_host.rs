@@ -417,9 +417,14 @@ mod tests {
         }
         let host = PciHost::new_shared();
         let mut bus = Bus::new("pio", 1);
-        bus.insert(0xcf8, 1, Arc::new(Mutex::new(PciConfigAddress(host.clone()))))
+        bus.insert(
+            0xcf8,
+            1,
+            Arc::new(Mutex::new(PciConfigAddress(host.clone()))),
+        )
+        .expect("free");
+        bus.insert(0xcf9, 1, Arc::new(Mutex::new(Cf9)))
             .expect("free");
-        bus.insert(0xcf9, 1, Arc::new(Mutex::new(Cf9))).expect("free");
         bus.insert(
             0xcfc,
             CONFIG_DATA_LEN,
@@ -452,7 +457,11 @@ mod tests {
     fn test_pci_host_address_register_dword_only() {
         let (bus, _) = board();
         outl(&bus, 0xcf8, 0xffff_ffff);
-        assert_eq!(inl(&bus, 0xcf8), CONFIG_ADDRESS_MASK, "reserved bits read 0");
+        assert_eq!(
+            inl(&bus, 0xcf8),
+            CONFIG_ADDRESS_MASK,
+            "reserved bits read 0"
+        );
         outl(&bus, 0xcf8, CONFIG_ENABLE);
         assert_eq!(inl(&bus, 0xcf8), CONFIG_ENABLE);
         // A byte write to 0xCFB is not a CONFIG_ADDRESS access.
