@@ -122,7 +122,10 @@ pub fn run(args: &RunArgs, builtin: Option<Vec<u8>>) -> Result<i32, Failure> {
     })?;
     let start = match &linux {
         Some((image, initrd)) => {
-            let rsdp = firmware::install_acpi(board.ram());
+            let rsdp = firmware::install_acpi(board.ram()).map_err(|e| Failure {
+                status: EXIT_INTERNAL,
+                message: e.to_string(),
+            })?;
             let (state, placed) = firmware::linux::load(
                 board.ram(),
                 image,

@@ -2,6 +2,7 @@
 //! (ending at 4 GiB, last 128 KiB aliased below 1 MiB), with the SDM's RESET state
 //! (Vol. 3A §9.1.1). Later: the Linux boot protocol and multiboot.
 
+pub mod acpi;
 pub mod linux;
 
 use std::path::Path;
@@ -70,11 +71,13 @@ pub fn load_bios(path: &Path) -> Result<Vec<u8>, FirmwareError> {
     Ok(data)
 }
 
-/// Write the machine's ACPI tables into guest RAM; returns the RSDP address, or None while
-/// the board has no ACPI tables.
-pub fn install_acpi(ram: &cpu::GuestRam) -> Option<u64> {
-    let _ = ram;
-    None
+/// Write the machine's ACPI tables into guest RAM at `layout::ACPI_TABLES` (reserved in the
+/// e820 map); returns the RSDP address, or None if that area is not RAM (a tiny guest).
+pub fn install_acpi(ram: &cpu::GuestRam) -> Result<Option<u64>, acpi::AcpiError> {
+    let tables = acpi::build(machine::layout::ACPI_TABLES)?;
+    Ok(ram
+        .load(tables.base(), tables.bytes())
+        .then(|| tables.rsdp_address()))
 }
 
 /// The processor state a BIOS boot starts from: the RESET state (CS F000 with base

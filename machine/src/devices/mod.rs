@@ -1,8 +1,11 @@
 //! Device models. Each sees register offsets, an injected `IrqLine` and, where it keeps time,
 //! an injected clock; none knows which engine runs the guest.
 
+pub mod acpi_pm;
 pub mod cmos_rtc;
 pub mod debug_exit;
+pub mod i8042;
+pub mod pci_host;
 pub mod pic8259;
 pub mod pit8254;
 pub mod post;
