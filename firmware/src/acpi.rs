@@ -245,7 +245,8 @@ fn fadt(facs: u32, dsdt: u32) -> Vec<u8> {
     // Field offsets below are those of ACPI 6.5 Table 5.9, minus the 36-byte header.
     let mut b = vec![0u8; FADT_LEN - HEADER_LEN];
     let at = |off: usize| off - HEADER_LEN;
-    put_u32(&mut b, at(36), facs); // FIRMWARE_CTRL
+    // FIRMWARE_CTRL (36) stays 0: ACPI 6.5 §5.2.9 allows only one of it and X_FIRMWARE_CTRL
+    // (Linux installs the FACS once per non-zero field).
     put_u32(&mut b, at(40), dsdt); // DSDT
     b[at(45)] = 0; // Preferred_PM_Profile: unspecified
     put_u16(&mut b, at(46), u16::from(layout::irq::SCI)); // SCI_INT
