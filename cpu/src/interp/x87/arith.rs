@@ -297,6 +297,15 @@ pub fn exec(cx: &mut Cx, i: &Instruction) -> Result<(), Fault> {
             }
         }
         Fxtract => {
+            if valid(cx, 7) {
+                // Stack overflow on the push: both results are the indefinite.
+                if !super::stack_fault(cx, true) {
+                    set(cx, 0, f80::INDEFINITE);
+                    super::dec_top(cx);
+                    set(cx, 0, f80::INDEFINITE);
+                }
+                return Ok(());
+            }
             let (e, s, flags) = xtract(a);
             if signal(cx, flags) & (f80::IE | f80::DE | f80::ZE) == 0 {
                 set(cx, 0, e);
@@ -308,9 +317,11 @@ pub fn exec(cx: &mut Cx, i: &Instruction) -> Result<(), Fault> {
             let unmasked = signal(cx, flags);
             if unmasked & (f80::IE | f80::DE) == 0 {
                 set(cx, 0, r);
-                if let Some(cc) = cc {
-                    set_cc(cx, cc);
-                }
+            }
+            match cc {
+                Some(cc) if unmasked & (f80::IE | f80::DE) == 0 => set_cc(cx, cc),
+                // NaN and invalid operands clear C2 and leave the rest.
+                _ => cx.st.fpu.fsw &= !fsw::C2,
             }
         }
         _ => return Err(Fault::UD),

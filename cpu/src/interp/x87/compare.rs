@@ -100,11 +100,13 @@ pub fn exec(cx: &mut Cx, i: &Instruction) -> Result<(), Fault> {
     } else {
         cmp(get(cx, 0), b, quiet, b_den)
     };
+    let mut unmasked = 0;
     if !underflow {
-        let unmasked = signal(cx, flags);
-        if unmasked & (f80::IE | f80::DE) != 0 {
-            return Ok(());
-        }
+        // The condition codes are written even when the exception is unmasked (as the host
+        // does), but the pops do not happen; FCOMI and friends leave C1 alone.
+        let c1 = cx.st.fpu.fsw & fsw::C1;
+        unmasked = signal(cx, flags);
+        cx.st.fpu.fsw = (cx.st.fpu.fsw & !fsw::C1) | c1;
     }
     if eflags {
         let c = cc_of(ord);
@@ -120,9 +122,11 @@ pub fn exec(cx: &mut Cx, i: &Instruction) -> Result<(), Fault> {
             f |= flags::ZF;
         }
         cx.st.rflags = f;
-        cx.st.fpu.fsw &= !fsw::C1;
     } else {
         set_cc(cx, cc_of(ord));
+    }
+    if unmasked & (f80::IE | f80::DE) != 0 {
+        return Ok(());
     }
     for _ in 0..pops {
         pop(cx);

@@ -130,6 +130,7 @@ pub fn exec(cx: &mut Cx, i: &Instruction) -> Result<(), Fault> {
         }
         Ffree | Ffreep => {
             let s = super::st_index(i.op_register(0));
+            cx.st.fpu.fsw &= !fsw::C1;
             free(cx, s);
             if i.mnemonic() == Ffreep {
                 inc_top(cx);

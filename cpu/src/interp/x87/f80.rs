@@ -306,7 +306,9 @@ pub fn round(
         }
     }
     let _ = inexact_unb;
-    let min_lsb = fmt.emin - (fmt.w as i32 - 1);
+    // Denormal results keep the precision control's grid: the LSB never goes below
+    // emin - (p - 1) (with PC = 24 or 53 the extended denormals are coarser).
+    let min_lsb = fmt.emin - (p - 1);
     let lsb = (lead - (p - 1)).max(min_lsb);
     let keep = lead - lsb + 1;
     let (mut m, inexact, up) = round_bits(sig, sticky, keep, sign, rc);
@@ -351,7 +353,7 @@ pub fn round(
         let stored = (m << (fmt.w as i32 - bits)) as u64;
         (Rounded::Finite(sign, top + fmt.emax, stored), flags)
     } else {
-        let stored = (m << (lsb - min_lsb)) as u64;
+        let stored = (m << (lsb - (fmt.emin - (fmt.w as i32 - 1)))) as u64;
         (Rounded::Finite(sign, 0, stored), flags)
     }
 }

@@ -194,8 +194,10 @@ pub fn exec(cx: &mut Cx, i: &Instruction) -> Result<(), Fault> {
             } else {
                 let s = st_index(i.op_register(0));
                 if !valid(cx, s) {
+                    // Only the underflow is reported, even with ST(7) in use.
                     if !super::stack_fault(cx, false) {
-                        push(cx, f80::INDEFINITE);
+                        super::dec_top(cx);
+                        set(cx, 0, f80::INDEFINITE);
                     }
                     return Ok(());
                 }
@@ -284,7 +286,7 @@ pub fn exec(cx: &mut Cx, i: &Instruction) -> Result<(), Fault> {
                 }
                 return Ok(());
             }
-            cx.st.fpu.fsw &= !fsw::C1;
+            // C1 is left alone (AMD and Intel agree; the SDM calls it undefined here).
             if cond {
                 let v = get(cx, s);
                 set(cx, 0, v);
@@ -352,7 +354,7 @@ fn store(cx: &mut Cx, i: &Instruction) -> Result<(), Fault> {
             (Fst | Fstp, MemorySize::Float32) => pad(0xffc0_0000),
             (Fst | Fstp, MemorySize::Float64) => pad(0xfff8_0000_0000_0000),
             (Fst | Fstp, _) => f80::INDEFINITE.to_bytes(),
-            (Fbstp, _) => [0, 0, 0, 0, 0, 0, 0xc0, 0xff, 0xff, 0xff],
+            (Fbstp, _) => [0, 0, 0, 0, 0, 0, 0, 0xc0, 0xff, 0xff],
             _ => pad(1u64 << (n * 8 - 1)),
         };
         write_bytes(cx, seg, off, &ind[..n])?;
@@ -394,7 +396,7 @@ fn from_bcd(b: &[u8; 10]) -> F80 {
 
 /// An 80-bit value to packed BCD, with the flags (out of range: IE and the BCD indefinite).
 fn to_bcd(a: F80, rc: Rc) -> ([u8; 10], u8) {
-    let indefinite = [0, 0, 0, 0, 0, 0, 0xc0, 0xff, 0xff, 0xff];
+    let indefinite = [0, 0, 0, 0, 0, 0, 0, 0xc0, 0xff, 0xff];
     let (mag, inexact, up) = match a.class() {
         Class::Zero => (Some(0), false, false),
         Class::Normal | Class::Denormal => f80::to_int(a, rc),
