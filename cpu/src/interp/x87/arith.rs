@@ -267,8 +267,13 @@ pub fn exec(cx: &mut Cx, i: &Instruction) -> Result<(), Fault> {
         if !super::stack_fault(cx, false) {
             set(cx, 0, f80::INDEFINITE);
             if m == Fxtract {
-                super::push(cx, f80::INDEFINITE);
+                // Only the underflow is reported, even with ST(7) in use.
+                super::dec_top(cx);
+                set(cx, 0, f80::INDEFINITE);
             }
+        }
+        if matches!(m, Fprem | Fprem1) {
+            cx.st.fpu.fsw &= !fsw::C2;
         }
         return Ok(());
     }
@@ -411,7 +416,7 @@ pub fn prem(a: F80, b: F80, nearest: bool) -> (F80, Option<u16>, u8) {
         if nearest && d == -1 {
             // |a| may exceed |b|/2: fall through to the full path with d = -1.
         } else {
-            return (a, Some(0), flags);
+            return (renorm(a), Some(0), flags);
         }
     }
     let partial = d >= 64;
@@ -460,18 +465,21 @@ pub fn prem(a: F80, b: F80, nearest: bool) -> (F80, Option<u16>, u8) {
             q = q.wrapping_add(1);
         }
     }
-    let cc = if partial {
+    let cc = if d < 0 {
+        0
+    } else if partial {
         fsw::C2
     } else {
         let mut c = 0;
+        // C0 = Q2, C3 = Q1, C1 = Q0.
         if q & 4 != 0 {
             c |= fsw::C0;
         }
         if q & 2 != 0 {
-            c |= fsw::C1;
+            c |= fsw::C3;
         }
         if q & 1 != 0 {
-            c |= fsw::C3;
+            c |= fsw::C1;
         }
         c
     };
@@ -487,4 +495,14 @@ pub fn prem(a: F80, b: F80, nearest: bool) -> (F80, Option<u16>, u8) {
     // The remainder is exact; an underflow on a denormal remainder is reported as UE only
     // when unmasked (handled by the caller's masks as for any result).
     (out, Some(cc), flags | (f & f80::UE))
+}
+
+/// A finite value re-encoded in canonical form (pseudo-denormals become normals).
+fn renorm(a: F80) -> F80 {
+    if a.class() != Class::Denormal {
+        return a;
+    }
+    let (s, e, m) = a.unpack();
+    let (r, _) = f80::round(s, e, u128::from(m), false, f80::ext(64), Rc::Nearest, 0x3f);
+    F80::from_rounded(r)
 }

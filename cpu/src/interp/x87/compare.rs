@@ -93,7 +93,15 @@ pub fn exec(cx: &mut Cx, i: &Instruction) -> Result<(), Fault> {
     };
     let underflow = !valid(cx, 0) || b_reg.is_some_and(|s| !valid(cx, s));
     let (ord, flags) = if underflow {
+        // Unordered even when the stack fault is unmasked; then nothing is popped.
         if super::stack_fault(cx, false) {
+            if eflags {
+                cx.st.rflags |= flags::CF | flags::PF | flags::ZF;
+                cx.st.rflags &= !(flags::OF | flags::SF | flags::AF);
+            } else {
+                let c1 = cx.st.fpu.fsw & fsw::C1;
+                set_cc(cx, cc_of(None) | c1);
+            }
             return Ok(());
         }
         (None, 0)
