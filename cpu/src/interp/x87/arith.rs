@@ -74,12 +74,16 @@ pub fn binop(op: Op, a: F80, b: F80, a_den: bool, b_den: bool, fcw: u16) -> (F80
         Ok(f) => f,
         Err(r) => return r,
     };
+    let (ca, cb) = (a.class(), b.class());
+    if op == Op::Div && cb == Class::Zero && !matches!(ca, Class::Zero | Class::Inf) {
+        // Division by zero takes precedence over a denormal dividend.
+        return (F80::inf(a.sign() != b.sign()), f80::ZE);
+    }
     if flags & f80::DE != 0 && masked & f80::DE == 0 {
         return (a, flags);
     }
     let rc = Rc::from_fcw(fcw);
     let fmt = f80::ext(f80::pc_bits(fcw));
-    let (ca, cb) = (a.class(), b.class());
     let (sa, sb) = (a.sign(), b.sign());
     let inv = (f80::INDEFINITE, flags | f80::IE);
     let (sign, e, sig, sticky) = match op {

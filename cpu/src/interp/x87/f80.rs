@@ -291,6 +291,12 @@ pub fn round(
     let lead_unb = if m_unb >> p != 0 { lead + 1 } else { lead };
     let tiny = lead_unb < fmt.emin;
     let mut rebiased = 0;
+    if fmt.wrap == 0 && ((lead_unb > fmt.emax && masked & OE == 0) || (tiny && masked & UE == 0)) {
+        // A memory destination with the exception unmasked: nothing is stored, only the
+        // exception is reported (no PE, no C1).
+        let f = if lead_unb > fmt.emax { OE } else { UE };
+        return (Rounded::Zero(sign), f);
+    }
     if lead_unb > fmt.emax && masked & OE == 0 {
         flags |= OE;
         if fmt.wrap != 0 {
@@ -331,6 +337,10 @@ pub fn round(
     }
     let bits = 128 - m.leading_zeros() as i32;
     let top = lsb + bits - 1;
+    if top > fmt.emax && rebiased != 0 {
+        // Still out of range after rebiasing (FSCALE by a huge factor): infinity.
+        return (Rounded::Inf(sign), flags | OE | PE | ROUNDED_UP);
+    }
     if top > fmt.emax {
         // Masked overflow (an unmasked one was rebiased above, or is the caller's to refuse).
         flags |= OE | PE;

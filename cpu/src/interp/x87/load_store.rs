@@ -215,7 +215,8 @@ pub fn exec(cx: &mut Cx, i: &Instruction) -> Result<(), Fault> {
                 flags = f80::IE;
                 v = v.quiet();
             }
-            if signal(cx, flags) & (f80::IE | f80::DE) != 0 {
+            // An unmasked DE still loads the value (as the host does); an unmasked IE does not.
+            if signal(cx, flags) & f80::IE != 0 {
                 return Ok(());
             }
             push(cx, v);
