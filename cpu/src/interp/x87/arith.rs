@@ -322,7 +322,7 @@ pub fn exec(cx: &mut Cx, i: &Instruction) -> Result<(), Fault> {
             }
         }
         Fprem | Fprem1 => {
-            let (r, cc, flags) = prem(a, get(cx, 1), m == Fprem1);
+            let (r, cc, flags) = prem(a, get(cx, 1), m == Fprem1, fcw);
             let unmasked = signal(cx, flags);
             if unmasked & (f80::IE | f80::DE) == 0 {
                 set(cx, 0, r);
@@ -399,14 +399,15 @@ pub fn xtract(a: F80) -> (F80, F80, u8) {
 }
 
 /// FPREM (`nearest` false) and FPREM1: (result, condition codes, flags).
-pub fn prem(a: F80, b: F80, nearest: bool) -> (F80, Option<u16>, u8) {
+pub fn prem(a: F80, b: F80, nearest: bool, fcw: u16) -> (F80, Option<u16>, u8) {
     let flags = match pre_check(a, b, false, false) {
         Ok(f) => f,
         Err((r, f)) => return (r, None, f),
     };
     let (ca, cb) = (a.class(), b.class());
     if ca == Class::Inf || cb == Class::Zero {
-        return (f80::INDEFINITE, None, flags | f80::IE);
+        // Invalid; a denormal dividend is not reported.
+        return (f80::INDEFINITE, None, f80::IE);
     }
     if ca == Class::Zero || cb == Class::Inf {
         return (a, Some(0), flags);
@@ -469,9 +470,7 @@ pub fn prem(a: F80, b: F80, nearest: bool) -> (F80, Option<u16>, u8) {
             q = q.wrapping_add(1);
         }
     }
-    let cc = if d < 0 {
-        0
-    } else if partial {
+    let cc = if partial {
         fsw::C2
     } else {
         let mut c = 0;
@@ -491,7 +490,15 @@ pub fn prem(a: F80, b: F80, nearest: bool) -> (F80, Option<u16>, u8) {
     if r == 0 {
         return (F80::zero(sa), Some(cc), flags);
     }
-    let (res, f) = f80::round(sign, r_exp, r, false, f80::ext(64), Rc::Nearest, 0x3f);
+    let (res, f) = f80::round(
+        sign,
+        r_exp,
+        r,
+        false,
+        f80::ext(64),
+        Rc::Nearest,
+        (fcw & 0x3f) as u8,
+    );
     let out = match res {
         Rounded::Zero(s) => F80::zero(s),
         other => F80::from_rounded(other),

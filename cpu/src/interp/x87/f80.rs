@@ -312,6 +312,10 @@ pub fn round(
         }
     }
     let _ = inexact_unb;
+    if rebiased > 0 && lead < fmt.emin {
+        // Still tiny after rebiasing (FSCALE by a huge negative factor): zero.
+        return (Rounded::Zero(sign), flags | UE | PE);
+    }
     // Denormal results keep the precision control's grid: the LSB never goes below
     // emin - (p - 1) (with PC = 24 or 53 the extended denormals are coarser).
     let min_lsb = fmt.emin - (p - 1);
