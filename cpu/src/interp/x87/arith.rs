@@ -409,6 +409,9 @@ pub fn prem(a: F80, b: F80, nearest: bool, fcw: u16) -> (F80, Option<u16>, u8) {
         // Invalid; a denormal dividend is not reported.
         return (f80::INDEFINITE, None, f80::IE);
     }
+    if flags & f80::DE != 0 && fcw & 2 == 0 {
+        return (a, None, flags);
+    }
     if ca == Class::Zero || cb == Class::Inf {
         return (a, Some(0), flags);
     }
@@ -421,7 +424,9 @@ pub fn prem(a: F80, b: F80, nearest: bool, fcw: u16) -> (F80, Option<u16>, u8) {
         if nearest && d == -1 {
             // |a| may exceed |b|/2: fall through to the full path with d = -1.
         } else {
-            return (renorm(a), Some(0), flags);
+            let (s, e, m) = a.unpack();
+            let (r, f) = f80::round(s, e, u128::from(m), false, f80::ext(64), Rc::Nearest, (fcw & 0x3f) as u8);
+            return (F80::from_rounded(r), Some(0), flags | (f & f80::UE));
         }
     }
     let partial = d >= 64;
@@ -508,12 +513,3 @@ pub fn prem(a: F80, b: F80, nearest: bool, fcw: u16) -> (F80, Option<u16>, u8) {
     (out, Some(cc), flags | (f & f80::UE))
 }
 
-/// A finite value re-encoded in canonical form (pseudo-denormals become normals).
-fn renorm(a: F80) -> F80 {
-    if a.class() != Class::Denormal {
-        return a;
-    }
-    let (s, e, m) = a.unpack();
-    let (r, _) = f80::round(s, e, u128::from(m), false, f80::ext(64), Rc::Nearest, 0x3f);
-    F80::from_rounded(r)
-}
