@@ -412,8 +412,12 @@ pub fn prem(a: F80, b: F80, nearest: bool, fcw: u16) -> (F80, Option<u16>, u8) {
     if flags & f80::DE != 0 && fcw & 2 == 0 {
         return (a, None, flags);
     }
-    if ca == Class::Zero || cb == Class::Inf {
+    if ca == Class::Zero {
         return (a, Some(0), flags);
+    }
+    if cb == Class::Inf {
+        let (r, f) = canon(a, fcw);
+        return (r, Some(0), flags | f);
     }
     let (sa, ea, ma) = a.unpack();
     let (_, eb, mb) = b.unpack();
@@ -424,9 +428,8 @@ pub fn prem(a: F80, b: F80, nearest: bool, fcw: u16) -> (F80, Option<u16>, u8) {
         if nearest && d == -1 {
             // |a| may exceed |b|/2: fall through to the full path with d = -1.
         } else {
-            let (s, e, m) = a.unpack();
-            let (r, f) = f80::round(s, e, u128::from(m), false, f80::ext(64), Rc::Nearest, (fcw & 0x3f) as u8);
-            return (F80::from_rounded(r), Some(0), flags | (f & f80::UE));
+            let (r, f) = canon(a, fcw);
+            return (r, Some(0), flags | f);
         }
     }
     let partial = d >= 64;
@@ -513,3 +516,19 @@ pub fn prem(a: F80, b: F80, nearest: bool, fcw: u16) -> (F80, Option<u16>, u8) {
     (out, Some(cc), flags | (f & f80::UE))
 }
 
+
+/// A finite non-zero value in canonical encoding (pseudo-denormals become normals; a
+/// denormal with UE unmasked is rebiased), with UE if reported.
+fn canon(a: F80, fcw: u16) -> (F80, u8) {
+    let (s, e, m) = a.unpack();
+    let (r, f) = f80::round(
+        s,
+        e,
+        u128::from(m),
+        false,
+        f80::ext(64),
+        Rc::Nearest,
+        (fcw & 0x3f) as u8,
+    );
+    (F80::from_rounded(r), f & f80::UE)
+}
