@@ -33,9 +33,27 @@ pub fn exec(cx: &mut Cx, i: &Instruction) -> Result<(), Fault> {
             } else {
                 set(cx, 0, f80::INDEFINITE);
                 if matches!(m, Fptan | Fsincos) {
-                    push(cx, f80::INDEFINITE);
+                    // Only the underflow is reported, even with ST(7) in use.
+                    super::dec_top(cx);
+                    set(cx, 0, f80::INDEFINITE);
                 }
             }
+        }
+        if matches!(m, Fptan | Fsin | Fcos | Fsincos) {
+            cx.st.fpu.fsw &= !fsw::C2;
+        }
+        return Ok(());
+    }
+    let trig = matches!(m, Fptan | Fsin | Fcos | Fsincos);
+    if trig {
+        cx.st.fpu.fsw &= !fsw::C2;
+    }
+    if matches!(m, Fptan | Fsincos) && valid(cx, 7) {
+        // Stack overflow on the push: both results are the indefinite.
+        if !super::stack_fault(cx, true) {
+            set(cx, 0, f80::INDEFINITE);
+            super::dec_top(cx);
+            set(cx, 0, f80::INDEFINITE);
         }
         return Ok(());
     }
@@ -59,8 +77,7 @@ pub fn exec(cx: &mut Cx, i: &Instruction) -> Result<(), Fault> {
         }
     };
     let x = to_f64(a);
-    if matches!(m, Fptan | Fsin | Fcos | Fsincos) {
-        cx.st.fpu.fsw &= !fsw::C2;
+    if trig {
         if a.class() == Class::Inf {
             if signal(cx, f80::IE) == 0 {
                 set(cx, 0, f80::INDEFINITE);
