@@ -23,6 +23,8 @@ const ENV: i32 = 0x100; // 28-byte FLDENV image
 const MEM: i32 = 0x140; // memory operand (16 bytes)
 const OUT: i32 = 0x200; // FXSAVE image (512 bytes)
 const RESTORE: i32 = 0x800; // host FCW (u16) at +0, MXCSR at +8
+const AUX: i32 = 0x400; // FNSTENV/FNSAVE output, FRSTOR input (108 bytes)
+const IMAGE: i32 = 0x600; // FXRSTOR input (512 bytes, 16-aligned)
 
 type Emit = fn(&mut CodeAssembler) -> Result<(), IcedError>;
 
@@ -52,6 +54,8 @@ struct Test {
     emit: Emit,
     mem: MemKind,
     cmp: Cmp,
+    /// Extra compared byte ranges of the AUX area (state images).
+    aux: &'static [(usize, usize)],
 }
 
 macro_rules! t {
@@ -61,6 +65,7 @@ macro_rules! t {
             emit: |$a: &mut CodeAssembler| $body,
             mem: MemKind::$mem,
             cmp: Cmp::$cmp,
+            aux: &[],
         }
     };
     ($name:expr, $mem:ident, |$a:ident| $body:expr) => {
@@ -177,6 +182,24 @@ fn tests() -> Vec<Test> {
         t!("fnstcw m16", I16, |a| a.fnstcw(word_ptr(m()))),
         t!("fnclex", None, |a| a.fnclex()),
         t!("fninit", None, |a| a.fninit()),
+        Test {
+            name: "fnstenv",
+            emit: |a| a.fnstenv(ptr(rbx + AUX)),
+            mem: MemKind::None,
+            cmp: Cmp::Exact,
+            aux: &[(0, 2), (4, 6), (8, 10)],
+        },
+        Test {
+            name: "fnsave",
+            emit: |a| a.fnsave(ptr(rbx + AUX)),
+            mem: MemKind::None,
+            cmp: Cmp::Exact,
+            aux: &[(0, 2), (4, 6), (8, 10), (28, 108)],
+        },
+        t!("frstor", None, |a| a.frstor(ptr(rbx + AUX))),
+        t!("fldenv", None, |a| a.fldenv(ptr(rbx + AUX))),
+        t!("fxrstor64", None, |a| a.fxrstor64(ptr(rbx + IMAGE))),
+        t!("fxrstor", None, |a| a.fxrstor(ptr(rbx + IMAGE))),
         t!("f2xm1", None, Approx, |a| a.f2xm1()),
         t!("fyl2x", None, Approx, |a| a.fyl2x()),
         t!("fyl2xp1", None, Approx, |a| a.fyl2xp1()),
@@ -332,6 +355,33 @@ fn input(rng: &mut Rng, t: &Test) -> Input {
             data[o..o + 10].copy_from_slice(&v);
         }
     }
+    // A 108-byte FRSTOR image (32-bit layout) and a 512-byte FXRSTOR image with random
+    // control/status/tag words (masked exceptions only, so nothing traps on the host),
+    // random registers and the default MXCSR.
+    let cw2 = fcw(rng, false);
+    let sw2 = rng.next() as u16 & 0x7f3f & !0x80 | (rng.next() as u16 & 0x3f & cw2);
+    let sw2 = (sw2 & !0x3f) | (sw2 & cw2 & 0x3f);
+    let tw2 = rng.next() as u16;
+    let x = AUX as usize;
+    data[x..x + 4].copy_from_slice(&u32::from(cw2).to_le_bytes());
+    data[x + 4..x + 8].copy_from_slice(&u32::from(sw2).to_le_bytes());
+    data[x + 8..x + 12].copy_from_slice(&u32::from(tw2).to_le_bytes());
+    for k in 0..8 {
+        let v = value80(rng, None);
+        data[x + 28 + 10 * k..x + 38 + 10 * k].copy_from_slice(&v);
+    }
+    let im = IMAGE as usize;
+    data[im..im + 2].copy_from_slice(&cw2.to_le_bytes());
+    data[im + 2..im + 4].copy_from_slice(&sw2.to_le_bytes());
+    data[im + 4] = rng.next() as u8;
+    data[im + 24..im + 28].copy_from_slice(&0x1f80u32.to_le_bytes());
+    for k in 0..8 {
+        let v = value80(rng, None);
+        data[im + 32 + 16 * k..im + 42 + 16 * k].copy_from_slice(&v);
+    }
+    for b in data[im + 160..im + 416].iter_mut() {
+        *b = rng.next() as u8;
+    }
     let mv = mem_value(rng, t.mem);
     data[MEM as usize..MEM as usize + 16].copy_from_slice(&mv);
     let r = RESTORE as usize;
@@ -423,6 +473,12 @@ fn compare(t: &Test, h: &[u8], g: &[u8], hr: (u64, u64), gr: (u64, u64)) -> Opti
     let mm = MEM as usize;
     if h[mm..mm + 16] != g[mm..mm + 16] {
         why.push(format!("mem host {:02x?} interp {:02x?}", &h[mm..mm + 16], &g[mm..mm + 16]));
+    }
+    for &(lo, hi) in t.aux {
+        let (lo, hi) = (AUX as usize + lo, AUX as usize + hi);
+        if h[lo..hi] != g[lo..hi] {
+            why.push(format!("aux {lo:#x}..{hi:#x}: host {:02x?} interp {:02x?}", &h[lo..hi], &g[lo..hi]));
+        }
     }
     let env = ENV as usize;
     if h[env..env + 28] != g[env..env + 28] {

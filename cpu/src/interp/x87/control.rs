@@ -93,6 +93,9 @@ fn load_env(cx: &mut Cx, b: &[u8], wide: bool) {
     let _ = n;
     let h = |k: usize| u16::from_le_bytes([b[k * step], b[k * step + 1]]);
     let (fcw, fsw_v, ftw) = (h(0), h(1), h(2));
+    // The registers stay where they are physically; a new TOP renumbers them.
+    let shift = usize::from(((fsw_v >> 11) as u8).wrapping_sub(top(cx)) & 7);
+    cx.st.fpu.st.rotate_left(shift);
     let f = &mut cx.st.fpu;
     f.fcw = fcw;
     f.fsw = fsw_v;
