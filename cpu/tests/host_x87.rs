@@ -575,3 +575,181 @@ fn x87_matches_host() {
     eprintln!("x87 host check: {total} runs");
     assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
 }
+
+// ---- interpreter-only: #NM, #MF, FXSAVE/FXRSTOR faults ---------------------------------------
+
+/// Assemble `f` at CODE.
+fn asm(f: impl FnOnce(&mut CodeAssembler) -> Result<(), IcedError>) -> Vec<u8> {
+    let mut a = CodeAssembler::new(64).expect("64-bit assembler");
+    f(&mut a).expect("assembles");
+    a.assemble(CODE).expect("assembles")
+}
+
+/// Run `bytes` on the interpreter with RBX = scratch and `setup` applied to the state;
+/// returns Ok(state) when it ran to the end, or Err((vector, pushed RIP, state)).
+fn run_guest(
+    bytes: &[u8],
+    data: &[u8],
+    setup: impl FnOnce(&mut cpu::CpuState),
+) -> Result<cpu::CpuState, (u64, u64, cpu::CpuState)> {
+    let mut g = Guest::new();
+    assert!(g.ram.write(CODE, bytes));
+    assert!(g.ram.write(GUEST_SCRATCH, data));
+    let st = g.interp.state_mut();
+    *st = g.base;
+    st.cr4 |= cr::CR4_OSFXSR;
+    st.gpr[3] = GUEST_SCRATCH;
+    st.gpr[4] = GUEST_SCRATCH + STACK_OFF;
+    setup(st);
+    let end = CODE + bytes.len() as u64;
+    for _ in 0..64 {
+        g.interp.step(&g.io);
+        let s = *g.interp.state();
+        if s.rip == end {
+            return Ok(s);
+        }
+        if (HANDLERS..HANDLERS + 32 * 16).contains(&s.rip) {
+            let v = (s.rip - HANDLERS) / 16;
+            let at = if matches!(v, 8 | 10..=14 | 17) { s.gpr[4] + 8 } else { s.gpr[4] };
+            let mut frame = [0u8; 8];
+            assert!(g.ram.read(at, &mut frame));
+            return Err((v, u64::from_le_bytes(frame), s));
+        }
+    }
+    panic!("guest did not finish");
+}
+
+fn vector_of(r: &Result<cpu::CpuState, (u64, u64, cpu::CpuState)>) -> Option<u64> {
+    r.as_ref().err().map(|e| e.0)
+}
+
+#[test]
+fn test_x87_nm_on_em_and_ts() {
+    let data = vec![0u8; 0x100];
+    let fld1 = asm(|a| a.fld1());
+    let fxsave = asm(|a| a.fxsave(ptr(rbx + 0x40)));
+    let wait = asm(|a| a.wait());
+    for (cr0_bits, code, expect) in [
+        (cr::CR0_TS, &fld1, Some(7)),
+        (cr::CR0_EM, &fld1, Some(7)),
+        (cr::CR0_TS, &fxsave, Some(7)),
+        (cr::CR0_EM, &fxsave, Some(7)),
+        // WAIT faults only with TS and MP both set.
+        (cr::CR0_TS, &wait, None),
+        (cr::CR0_EM, &wait, None),
+        (cr::CR0_TS | cr::CR0_MP, &wait, Some(7)),
+        (cr::CR0_MP, &fld1, None),
+    ] {
+        let r = run_guest(code, &data, |s| s.cr0 |= cr0_bits);
+        assert_eq!(vector_of(&r), expect, "cr0 bits {cr0_bits:#x} bytes {code:02x?}");
+        if let Err((_, rip, st)) = r {
+            assert_eq!(rip, CODE, "#NM reports the faulting instruction");
+            assert_eq!(st.fpu.fsw & 0x3800, 0, "nothing was pushed");
+        }
+    }
+}
+
+#[test]
+fn test_x87_mf_on_next_waiting_instruction() {
+    // FLDZ; FLD1; FDIV ST0,ST1 with ZE unmasked -> ES set, no fault yet; FNSTSW AX does not
+    // wait; FWAIT raises #MF (CR0.NE set) reporting the FWAIT.
+    let mut data = vec![0u8; 0x100];
+    data[0..2].copy_from_slice(&(0x037fu16 & !0x04).to_le_bytes());
+    let code = asm(|a| {
+        a.fninit()?;
+        a.fldcw(word_ptr(rbx))?;
+        a.fldz()?;
+        a.fld1()?;
+        a.fdiv_2(st0, st1)?;
+        a.fnstsw(ax)?;
+        a.wait()?;
+        a.nop()
+    });
+    let r = run_guest(&code, &data, |_| {});
+    let Err((v, rip, st)) = r else {
+        panic!("no #MF")
+    };
+    assert_eq!(v, 16);
+    let wait_at = CODE + code.len() as u64 - 2;
+    assert_eq!(rip, wait_at, "#MF is reported on the FWAIT");
+    assert_eq!(st.gpr[0] & 0x84, 0x84, "FNSTSW saw ES and ZE");
+    assert_eq!(st.fpu.fsw & 0x8084, 0x8084, "B, ES and ZE stay set");
+    // Non-waiting FNCLEX clears the condition; then FWAIT passes.
+    let code2 = asm(|a| {
+        a.fninit()?;
+        a.fldcw(word_ptr(rbx))?;
+        a.fldz()?;
+        a.fld1()?;
+        a.fdiv_2(st0, st1)?;
+        a.fnclex()?;
+        a.wait()?;
+        a.fld1()
+    });
+    assert!(run_guest(&code2, &data, |_| {}).is_ok());
+    // With CR0.NE clear the error is left to the (unmodelled) FERR# line: no #MF.
+    assert!(run_guest(&code, &data, |s| s.cr0 &= !cr::CR0_NE).is_ok());
+}
+
+#[test]
+fn test_fxsave_fxrstor_faults_and_round_trip() {
+    let mut data = vec![0u8; 0x800];
+    // Misaligned operands raise #GP(0).
+    for code in [asm(|a| a.fxsave(ptr(rbx + 0x48))), asm(|a| a.fxrstor64(ptr(rbx + 0x8)))] {
+        let r = run_guest(&code, &data, |_| {});
+        assert_eq!(vector_of(&r), Some(13), "{code:02x?}");
+    }
+    // Reserved MXCSR bits in the image raise #GP(0) on FXRSTOR, and nothing is loaded.
+    data[0x218..0x21c].copy_from_slice(&0x1_1f80u32.to_le_bytes());
+    data[0x200..0x202].copy_from_slice(&0x0040u16.to_le_bytes());
+    let rstor = asm(|a| a.fxrstor(ptr(rbx + 0x200)));
+    match run_guest(&rstor, &data, |_| {}) {
+        Err((13, rip, st)) => {
+            assert_eq!(rip, CODE);
+            assert_eq!(st.fpu.fcw, 0x037f, "FCW unchanged");
+        }
+        other => panic!("expected #GP, got {:?}", vector_of(&other)),
+    }
+    // Round trip: FXSAVE64 of a state, FXRSTOR64 of the image into a reset state.
+    let save = asm(|a| a.fxsave64(ptr(rbx + 0x400)));
+    let mut fpu = cpu::CpuState::reset().fpu;
+    fpu.fcw = 0x0a7f;
+    fpu.fsw = 0x3a01;
+    fpu.ftw = 0x85;
+    fpu.fop = 0x5d9;
+    fpu.fip = 0x1234_5678_9abc;
+    fpu.fdp = 0xffff_8000_0000_1000;
+    fpu.mxcsr = 0x9fc0;
+    for k in 0..8 {
+        fpu.st[k][..10].copy_from_slice(&[k as u8 + 1; 10]);
+    }
+    for k in 0..16 {
+        fpu.xmm[k] = [0x10 + k as u8; 16];
+    }
+    let saved = run_guest(&save, &data, |s| s.fpu = fpu).expect("FXSAVE64 runs");
+    let mut img = vec![0u8; 0x800];
+    let both = asm(|a| {
+        a.fxsave64(ptr(rbx + 0x400))?;
+        a.fninit()?;
+        a.fxrstor64(ptr(rbx + 0x400))
+    });
+    let restored = run_guest(&both, &img, |s| s.fpu = fpu).expect("round trip runs");
+    assert_eq!(restored.fpu, fpu, "FXSAVE64 + FXRSTOR64 restore everything");
+    assert_eq!(saved.fpu, fpu);
+    // Without CR4.OSFXSR the XMM registers and MXCSR are neither saved nor restored.
+    img.fill(0);
+    let restored = run_guest(&both, &img, |s| {
+        s.fpu = fpu;
+        s.cr4 &= !cr::CR4_OSFXSR;
+    })
+    .expect("round trip without OSFXSR runs");
+    assert_eq!(restored.fpu.st, fpu.st);
+    assert_eq!(restored.fpu.xmm, fpu.xmm, "XMM untouched by FXRSTOR");
+    // The 32-bit form keeps only the low halves of FIP/FDP.
+    let both32 = asm(|a| {
+        a.fxsave(ptr(rbx + 0x400))?;
+        a.fxrstor(ptr(rbx + 0x400))
+    });
+    let r = run_guest(&both32, &img, |s| s.fpu = fpu).expect("32-bit round trip runs");
+    assert_eq!(r.fpu.fip, fpu.fip & 0xffff_ffff);
+    assert_eq!(r.fpu.fdp, fpu.fdp & 0xffff_ffff);
+}
