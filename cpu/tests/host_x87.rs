@@ -14,8 +14,8 @@ mod harness;
 
 use cpu::state::cr;
 use harness::{CODE, Case, DATA, GUEST_SCRATCH, Guest, HANDLERS, Host, Input, Rng, STACK_OFF};
-use iced_x86::code_asm::*;
 use iced_x86::Instruction;
+use iced_x86::code_asm::*;
 
 /// Scratch layout (offsets from RBX).
 const SLOTS: i32 = 0x10; // eight 16-byte slots with the 80-bit register values
@@ -247,20 +247,31 @@ fn value80(rng: &mut Rng, near: Option<u16>) -> [u8; 10] {
     let (e, m) = match rng.below(24) {
         0 => (0, 0),
         1 => (0x7fff, j),
-        2 => (0x7fff, j | 1 << 62 | (rnd >> 2) * u64::from(rng.one_in(2))),
+        2 => (
+            0x7fff,
+            j | 1 << 62 | ((rnd >> 2) * u64::from(rng.one_in(2))),
+        ),
         3 => (0x7fff, j | ((rnd >> 2) | 1)),
         4 => (0, rnd >> 1 >> rng.below(60)),
         5 => (0, j | rnd),
         6 => (1 + rng.below(0x7ffd) as u16, rnd >> 1),
         7 => (0x7fff, rnd >> 1),
         8 => (0x3fff, j),
-        9 => (0x3fff + rng.below(70) as u16, j | (rnd & !((1 << rng.below(64)) - 1))),
-        10 => (rng.pick(&[1u16, 2, 0x7ffe, 0x7ffd, 0x3c01, 0x43fe, 0x3f81, 0x407e]), j | rnd),
+        9 => (
+            0x3fff + rng.below(70) as u16,
+            j | (rnd & !((1 << rng.below(64)) - 1)),
+        ),
+        10 => (
+            rng.pick(&[1u16, 2, 0x7ffe, 0x7ffd, 0x3c01, 0x43fe, 0x3f81, 0x407e]),
+            j | rnd,
+        ),
         11 => (0x3fff, j | rnd >> 40),
         12 => (0x3fff + rng.below(4) as u16, j | (rnd << 40)),
         _ => {
             let e = match near {
-                Some(n) if rng.one_in(2) => n.wrapping_add(rng.below(5) as u16).wrapping_sub(2) & 0x7fff,
+                Some(n) if rng.one_in(2) => {
+                    n.wrapping_add(rng.below(5) as u16).wrapping_sub(2) & 0x7fff
+                }
                 _ => 0x3fff - 20 + rng.below(40) as u16,
             };
             (e.clamp(1, 0x7ffe), j | rnd)
@@ -276,7 +287,17 @@ fn mem_value(rng: &mut Rng, kind: MemKind) -> [u8; 16] {
         MemKind::None => out[..8].copy_from_slice(&r.to_le_bytes()),
         MemKind::F32 => {
             let v: u32 = match rng.below(8) {
-                0 => rng.pick(&[0, 0x8000_0000, 0x7f80_0000, 0xff80_0000, 0x7fc0_0000, 0x7fa0_0001, 0x0000_0001, 0x807f_ffff, 0x3f80_0000]),
+                0 => rng.pick(&[
+                    0,
+                    0x8000_0000,
+                    0x7f80_0000,
+                    0xff80_0000,
+                    0x7fc0_0000,
+                    0x7fa0_0001,
+                    0x0000_0001,
+                    0x807f_ffff,
+                    0x3f80_0000,
+                ]),
                 1 => (r as u32) & 0x807f_ffff,
                 2 => 0x3f80_0000 ^ ((r as u32) & 0x8000_ffff),
                 _ => ((r as u32) & 0x80ff_ffff) | (0x3b00_0000 + ((r >> 40) as u32 & 0x0700_0000)),
@@ -285,14 +306,25 @@ fn mem_value(rng: &mut Rng, kind: MemKind) -> [u8; 16] {
         }
         MemKind::F64 => {
             let v: u64 = match rng.below(8) {
-                0 => rng.pick(&[0, 1 << 63, 0x7ff0 << 48, 0xfff0 << 48, 0x7ff8 << 48, 0x7ff4 << 48 | 5, 1, 0x3ff0 << 48]),
+                0 => rng.pick(&[
+                    0,
+                    1 << 63,
+                    0x7ff0 << 48,
+                    0xfff0 << 48,
+                    0x7ff8 << 48,
+                    0x7ff4 << 48 | 5,
+                    1,
+                    0x3ff0 << 48,
+                ]),
                 1 => r & 0x800f_ffff_ffff_ffff,
                 _ => (r & 0x800f_ffff_ffff_ffff) | ((0x3f0 + rng.below(32)) << 52),
             };
             out[..8].copy_from_slice(&v.to_le_bytes());
         }
         MemKind::F80 => out[..10].copy_from_slice(&value80(rng, None)),
-        MemKind::I16 | MemKind::I32 | MemKind::I64 => out[..8].copy_from_slice(&rng.value().to_le_bytes()),
+        MemKind::I16 | MemKind::I32 | MemKind::I64 => {
+            out[..8].copy_from_slice(&rng.value().to_le_bytes())
+        }
         MemKind::Bcd => {
             for b in out.iter_mut().take(9) {
                 *b = (rng.below(10) as u8) << 4 | rng.below(10) as u8;
@@ -350,7 +382,11 @@ fn input(rng: &mut Rng, t: &Test) -> Input {
                 _ => (0x3fff - 8, 16),
             };
             let e = lo + rng.below(span) as u16;
-            let sign = if t.name == "fyl2x" && k == 0 || !rng.one_in(2) { 0 } else { 0x8000 };
+            let sign = if t.name == "fyl2x" && k == 0 || !rng.one_in(2) {
+                0
+            } else {
+                0x8000
+            };
             let v = f80(sign | e, 1 << 63 | rng.next());
             data[o..o + 10].copy_from_slice(&v);
         }
@@ -400,7 +436,11 @@ fn input(rng: &mut Rng, t: &Test) -> Input {
 
 // ---- running -----------------------------------------------------------------------------
 
-fn guest_run(g: &mut Guest, bytes: &[u8], inp: &Input) -> Result<(Vec<u8>, [u64; 16], u64), String> {
+fn guest_run(
+    g: &mut Guest,
+    bytes: &[u8],
+    inp: &Input,
+) -> Result<(Vec<u8>, [u64; 16], u64), String> {
     assert!(g.ram.write(GUEST_SCRATCH, &inp.data));
     let st = g.interp.state_mut();
     *st = g.base;
@@ -448,7 +488,11 @@ fn compare(t: &Test, h: &[u8], g: &[u8], hr: (u64, u64), gr: (u64, u64)) -> Opti
     let o = OUT as usize;
     let mut why = Vec::new();
     let hw = |d: &[u8], k: usize| u16::from_le_bytes([d[o + k], d[o + k + 1]]);
-    let fsw_mask = if t.cmp == Cmp::Approx { FSW_APPROX } else { 0xffff };
+    let fsw_mask = if t.cmp == Cmp::Approx {
+        FSW_APPROX
+    } else {
+        0xffff
+    };
     if hw(h, 0) != hw(g, 0) {
         why.push(format!("fcw host {:#x} interp {:#x}", hw(h, 0), hw(g, 0)));
     }
@@ -456,7 +500,11 @@ fn compare(t: &Test, h: &[u8], g: &[u8], hr: (u64, u64), gr: (u64, u64)) -> Opti
         why.push(format!("fsw host {:#x} interp {:#x}", hw(h, 2), hw(g, 2)));
     }
     if h[o + 4] != g[o + 4] {
-        why.push(format!("ftw host {:#04x} interp {:#04x}", h[o + 4], g[o + 4]));
+        why.push(format!(
+            "ftw host {:#04x} interp {:#04x}",
+            h[o + 4],
+            g[o + 4]
+        ));
     }
     for k in 0..8 {
         let r = o + 32 + 16 * k;
@@ -472,12 +520,20 @@ fn compare(t: &Test, h: &[u8], g: &[u8], hr: (u64, u64), gr: (u64, u64)) -> Opti
     }
     let mm = MEM as usize;
     if h[mm..mm + 16] != g[mm..mm + 16] {
-        why.push(format!("mem host {:02x?} interp {:02x?}", &h[mm..mm + 16], &g[mm..mm + 16]));
+        why.push(format!(
+            "mem host {:02x?} interp {:02x?}",
+            &h[mm..mm + 16],
+            &g[mm..mm + 16]
+        ));
     }
     for &(lo, hi) in t.aux {
         let (lo, hi) = (AUX as usize + lo, AUX as usize + hi);
         if h[lo..hi] != g[lo..hi] {
-            why.push(format!("aux {lo:#x}..{hi:#x}: host {:02x?} interp {:02x?}", &h[lo..hi], &g[lo..hi]));
+            why.push(format!(
+                "aux {lo:#x}..{hi:#x}: host {:02x?} interp {:02x?}",
+                &h[lo..hi],
+                &g[lo..hi]
+            ));
         }
     }
     let env = ENV as usize;
@@ -488,9 +544,17 @@ fn compare(t: &Test, h: &[u8], g: &[u8], hr: (u64, u64), gr: (u64, u64)) -> Opti
         why.push(format!("rax host {:#x} interp {:#x}", hr.0, gr.0));
     }
     if (hr.1 ^ gr.1) & harness::FLAGS_CMP != 0 {
-        why.push(format!("rflags host {:#x} interp {:#x}", hr.1 & harness::FLAGS_CMP, gr.1 & harness::FLAGS_CMP));
+        why.push(format!(
+            "rflags host {:#x} interp {:#x}",
+            hr.1 & harness::FLAGS_CMP,
+            gr.1 & harness::FLAGS_CMP
+        ));
     }
-    if why.is_empty() { None } else { Some(why.join("; ")) }
+    if why.is_empty() {
+        None
+    } else {
+        Some(why.join("; "))
+    }
 }
 
 fn describe(inp: &Input) -> String {
@@ -507,7 +571,11 @@ fn describe(inp: &Input) -> String {
     let e = ENV as usize;
     let w = |k: usize| u16::from_le_bytes([inp.data[e + k], inp.data[e + k + 1]]);
     s.push_str(&format!("fcw={:#x} fsw={:#x} ftw={:#x} ", w(0), w(4), w(8)));
-    s.push_str(&format!("mem={:02x?} rflags={:#x}", &inp.data[MEM as usize..MEM as usize + 10], inp.rflags));
+    s.push_str(&format!(
+        "mem={:02x?} rflags={:#x}",
+        &inp.data[MEM as usize..MEM as usize + 10],
+        inp.rflags
+    ));
     s
 }
 
@@ -518,238 +586,265 @@ fn seed() -> u64 {
         .unwrap_or(0x87_87_87)
 }
 
-#[test]
-fn x87_matches_host() {
-    let mut rng = Rng::new(seed());
-    let mut host = Host::new();
-    let mut guest = Guest::new();
-    let runs: usize = std::env::var("VX_X87_RUNS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(150);
-    let mut failures = Vec::new();
-    let mut total = 0;
-    for t in tests() {
-        let (bytes, _) = snippet(t.emit);
-        let case = Case {
-            bytes: bytes.clone(),
-            instr: Instruction::default(),
-            text: t.name.into(),
-            ptrs: 1 << 3 | 1 << 4,
-            mem_off: Some(MEM as u64),
-        };
-        let code = host.code(&bytes);
-        assert!(guest.ram.write(CODE, &bytes));
-        let mut fails = 0;
-        for _ in 0..runs {
-            let mut inp = input(&mut rng, &t);
-            if t.cmp == Cmp::Approx {
-                // ST0 and ST1 in use, all exceptions masked.
-                let e = ENV as usize;
-                inp.data[e] |= 0x3f;
-                inp.data[e + 8] &= 0xf0;
-            }
-            total += 1;
-            let h = host.run(&code, &case, &inp);
-            match guest_run(&mut guest, &bytes, &inp) {
-                Err(e) => {
-                    fails += 1;
-                    if fails <= 3 {
-                        failures.push(format!("{}: interpreter {e}\n  {}", t.name, describe(&inp)));
-                    }
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn x87_matches_host() {
+        let mut rng = Rng::new(seed());
+        let mut host = Host::new();
+        let mut guest = Guest::new();
+        let runs: usize = std::env::var("VX_X87_RUNS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(400);
+        let mut failures = Vec::new();
+        let mut total = 0;
+        for t in tests() {
+            let (bytes, _) = snippet(t.emit);
+            let case = Case {
+                bytes: bytes.clone(),
+                instr: Instruction::default(),
+                text: t.name.into(),
+                ptrs: 1 << 3 | 1 << 4,
+                mem_off: Some(MEM as u64),
+            };
+            let code = host.code(&bytes);
+            assert!(guest.ram.write(CODE, &bytes));
+            let mut fails = 0;
+            for _ in 0..runs {
+                let mut inp = input(&mut rng, &t);
+                if t.cmp == Cmp::Approx {
+                    // ST0 and ST1 in use, all exceptions masked.
+                    let e = ENV as usize;
+                    inp.data[e] |= 0x3f;
+                    inp.data[e + 8] &= 0xf0;
                 }
-                Ok((g, ggpr, gfl)) => {
-                    if let Some(w) = compare(&t, &h.data, &g, (h.gpr[0], h.rflags), (ggpr[0], gfl)) {
+                total += 1;
+                let h = host.run(&code, &case, &inp);
+                match guest_run(&mut guest, &bytes, &inp) {
+                    Err(e) => {
                         fails += 1;
                         if fails <= 3 {
-                            failures.push(format!("{}: {w}\n  {}", t.name, describe(&inp)));
+                            failures.push(format!(
+                                "{}: interpreter {e}\n  {}",
+                                t.name,
+                                describe(&inp)
+                            ));
+                        }
+                    }
+                    Ok((g, ggpr, gfl)) => {
+                        if let Some(w) =
+                            compare(&t, &h.data, &g, (h.gpr[0], h.rflags), (ggpr[0], gfl))
+                        {
+                            fails += 1;
+                            if fails <= 3 {
+                                failures.push(format!("{}: {w}\n  {}", t.name, describe(&inp)));
+                            }
                         }
                     }
                 }
             }
+            if fails > 3 {
+                failures.push(format!("{}: {fails} of {runs} runs differ", t.name));
+            }
         }
-        if fails > 3 {
-            failures.push(format!("{}: {fails} of {runs} runs differ", t.name));
+        eprintln!("x87 host check: {total} runs");
+        assert!(
+            failures.is_empty(),
+            "{} mismatches:\n{}",
+            failures.len(),
+            failures.join("\n")
+        );
+    }
+
+    // ---- interpreter-only: #NM, #MF, FXSAVE/FXRSTOR faults ---------------------------------------
+
+    /// Assemble `f` at CODE.
+    fn asm(f: impl FnOnce(&mut CodeAssembler) -> Result<(), IcedError>) -> Vec<u8> {
+        let mut a = CodeAssembler::new(64).expect("64-bit assembler");
+        f(&mut a).expect("assembles");
+        a.assemble(CODE).expect("assembles")
+    }
+
+    /// Run `bytes` on the interpreter with RBX = scratch and `setup` applied to the state;
+    /// returns Ok(state) when it ran to the end, or Err((vector, pushed RIP, state)).
+    fn run_guest(
+        bytes: &[u8],
+        data: &[u8],
+        setup: impl FnOnce(&mut cpu::CpuState),
+    ) -> Result<cpu::CpuState, Box<(u64, u64, cpu::CpuState)>> {
+        let mut g = Guest::new();
+        assert!(g.ram.write(CODE, bytes));
+        assert!(g.ram.write(GUEST_SCRATCH, data));
+        let st = g.interp.state_mut();
+        *st = g.base;
+        st.cr4 |= cr::CR4_OSFXSR;
+        st.gpr[3] = GUEST_SCRATCH;
+        st.gpr[4] = GUEST_SCRATCH + STACK_OFF;
+        setup(st);
+        let end = CODE + bytes.len() as u64;
+        for _ in 0..64 {
+            g.interp.step(&g.io);
+            let s = *g.interp.state();
+            if s.rip == end {
+                return Ok(s);
+            }
+            if (HANDLERS..HANDLERS + 32 * 16).contains(&s.rip) {
+                let v = (s.rip - HANDLERS) / 16;
+                let at = if matches!(v, 8 | 10..=14 | 17) {
+                    s.gpr[4] + 8
+                } else {
+                    s.gpr[4]
+                };
+                let mut frame = [0u8; 8];
+                assert!(g.ram.read(at, &mut frame));
+                return Err(Box::new((v, u64::from_le_bytes(frame), s)));
+            }
+        }
+        panic!("guest did not finish");
+    }
+
+    fn vector_of(r: &Result<cpu::CpuState, Box<(u64, u64, cpu::CpuState)>>) -> Option<u64> {
+        r.as_ref().err().map(|e| e.0)
+    }
+
+    #[test]
+    fn test_x87_nm_on_em_and_ts() {
+        let data = vec![0u8; 0x100];
+        let fld1 = asm(|a| a.fld1());
+        let fxsave = asm(|a| a.fxsave(ptr(rbx + 0x40)));
+        let wait = asm(|a| a.wait());
+        for (cr0_bits, code, expect) in [
+            (cr::CR0_TS, &fld1, Some(7)),
+            (cr::CR0_EM, &fld1, Some(7)),
+            (cr::CR0_TS, &fxsave, Some(7)),
+            (cr::CR0_EM, &fxsave, Some(7)),
+            // WAIT faults only with TS and MP both set.
+            (cr::CR0_TS, &wait, None),
+            (cr::CR0_EM, &wait, None),
+            (cr::CR0_TS | cr::CR0_MP, &wait, Some(7)),
+            (cr::CR0_MP, &fld1, None),
+        ] {
+            let r = run_guest(code, &data, |s| s.cr0 |= cr0_bits);
+            assert_eq!(
+                vector_of(&r),
+                expect,
+                "cr0 bits {cr0_bits:#x} bytes {code:02x?}"
+            );
+            if let Err(e) = r {
+                let (_, rip, st) = *e;
+                assert_eq!(rip, CODE, "#NM reports the faulting instruction");
+                assert_eq!(st.fpu.fsw & 0x3800, 0, "nothing was pushed");
+            }
         }
     }
-    eprintln!("x87 host check: {total} runs");
-    assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
-}
 
-// ---- interpreter-only: #NM, #MF, FXSAVE/FXRSTOR faults ---------------------------------------
-
-/// Assemble `f` at CODE.
-fn asm(f: impl FnOnce(&mut CodeAssembler) -> Result<(), IcedError>) -> Vec<u8> {
-    let mut a = CodeAssembler::new(64).expect("64-bit assembler");
-    f(&mut a).expect("assembles");
-    a.assemble(CODE).expect("assembles")
-}
-
-/// Run `bytes` on the interpreter with RBX = scratch and `setup` applied to the state;
-/// returns Ok(state) when it ran to the end, or Err((vector, pushed RIP, state)).
-fn run_guest(
-    bytes: &[u8],
-    data: &[u8],
-    setup: impl FnOnce(&mut cpu::CpuState),
-) -> Result<cpu::CpuState, (u64, u64, cpu::CpuState)> {
-    let mut g = Guest::new();
-    assert!(g.ram.write(CODE, bytes));
-    assert!(g.ram.write(GUEST_SCRATCH, data));
-    let st = g.interp.state_mut();
-    *st = g.base;
-    st.cr4 |= cr::CR4_OSFXSR;
-    st.gpr[3] = GUEST_SCRATCH;
-    st.gpr[4] = GUEST_SCRATCH + STACK_OFF;
-    setup(st);
-    let end = CODE + bytes.len() as u64;
-    for _ in 0..64 {
-        g.interp.step(&g.io);
-        let s = *g.interp.state();
-        if s.rip == end {
-            return Ok(s);
-        }
-        if (HANDLERS..HANDLERS + 32 * 16).contains(&s.rip) {
-            let v = (s.rip - HANDLERS) / 16;
-            let at = if matches!(v, 8 | 10..=14 | 17) { s.gpr[4] + 8 } else { s.gpr[4] };
-            let mut frame = [0u8; 8];
-            assert!(g.ram.read(at, &mut frame));
-            return Err((v, u64::from_le_bytes(frame), s));
-        }
-    }
-    panic!("guest did not finish");
-}
-
-fn vector_of(r: &Result<cpu::CpuState, (u64, u64, cpu::CpuState)>) -> Option<u64> {
-    r.as_ref().err().map(|e| e.0)
-}
-
-#[test]
-fn test_x87_nm_on_em_and_ts() {
-    let data = vec![0u8; 0x100];
-    let fld1 = asm(|a| a.fld1());
-    let fxsave = asm(|a| a.fxsave(ptr(rbx + 0x40)));
-    let wait = asm(|a| a.wait());
-    for (cr0_bits, code, expect) in [
-        (cr::CR0_TS, &fld1, Some(7)),
-        (cr::CR0_EM, &fld1, Some(7)),
-        (cr::CR0_TS, &fxsave, Some(7)),
-        (cr::CR0_EM, &fxsave, Some(7)),
-        // WAIT faults only with TS and MP both set.
-        (cr::CR0_TS, &wait, None),
-        (cr::CR0_EM, &wait, None),
-        (cr::CR0_TS | cr::CR0_MP, &wait, Some(7)),
-        (cr::CR0_MP, &fld1, None),
-    ] {
-        let r = run_guest(code, &data, |s| s.cr0 |= cr0_bits);
-        assert_eq!(vector_of(&r), expect, "cr0 bits {cr0_bits:#x} bytes {code:02x?}");
-        if let Err((_, rip, st)) = r {
-            assert_eq!(rip, CODE, "#NM reports the faulting instruction");
-            assert_eq!(st.fpu.fsw & 0x3800, 0, "nothing was pushed");
-        }
-    }
-}
-
-#[test]
-fn test_x87_mf_on_next_waiting_instruction() {
-    // FLDZ; FLD1; FDIV ST0,ST1 with ZE unmasked -> ES set, no fault yet; FNSTSW AX does not
-    // wait; FWAIT raises #MF (CR0.NE set) reporting the FWAIT.
-    let mut data = vec![0u8; 0x100];
-    data[0..2].copy_from_slice(&(0x037fu16 & !0x04).to_le_bytes());
-    let code = asm(|a| {
-        a.fninit()?;
-        a.fldcw(word_ptr(rbx))?;
-        a.fldz()?;
-        a.fld1()?;
-        a.fdiv_2(st0, st1)?;
-        a.fnstsw(ax)?;
-        a.wait()?;
-        a.nop()
-    });
-    let r = run_guest(&code, &data, |_| {});
-    let Err((v, rip, st)) = r else {
-        panic!("no #MF")
-    };
-    assert_eq!(v, 16);
-    let wait_at = CODE + code.len() as u64 - 2;
-    assert_eq!(rip, wait_at, "#MF is reported on the FWAIT");
-    assert_eq!(st.gpr[0] & 0x84, 0x84, "FNSTSW saw ES and ZE");
-    assert_eq!(st.fpu.fsw & 0x8084, 0x8084, "B, ES and ZE stay set");
-    // Non-waiting FNCLEX clears the condition; then FWAIT passes.
-    let code2 = asm(|a| {
-        a.fninit()?;
-        a.fldcw(word_ptr(rbx))?;
-        a.fldz()?;
-        a.fld1()?;
-        a.fdiv_2(st0, st1)?;
-        a.fnclex()?;
-        a.wait()?;
-        a.fld1()
-    });
-    assert!(run_guest(&code2, &data, |_| {}).is_ok());
-    // With CR0.NE clear the error is left to the (unmodelled) FERR# line: no #MF.
-    assert!(run_guest(&code, &data, |s| s.cr0 &= !cr::CR0_NE).is_ok());
-}
-
-#[test]
-fn test_fxsave_fxrstor_faults_and_round_trip() {
-    let mut data = vec![0u8; 0x800];
-    // Misaligned operands raise #GP(0).
-    for code in [asm(|a| a.fxsave(ptr(rbx + 0x48))), asm(|a| a.fxrstor64(ptr(rbx + 0x8)))] {
+    #[test]
+    fn test_x87_mf_on_next_waiting_instruction() {
+        // FLDZ; FLD1; FDIV ST0,ST1 with ZE unmasked -> ES set, no fault yet; FNSTSW AX does not
+        // wait; FWAIT raises #MF (CR0.NE set) reporting the FWAIT.
+        let mut data = vec![0u8; 0x100];
+        data[0..2].copy_from_slice(&(0x037fu16 & !0x04).to_le_bytes());
+        let code = asm(|a| {
+            a.fninit()?;
+            a.fldcw(word_ptr(rbx))?;
+            a.fldz()?;
+            a.fld1()?;
+            a.fdiv_2(st0, st1)?;
+            a.fnstsw(ax)?;
+            a.wait()?;
+            a.nop()
+        });
         let r = run_guest(&code, &data, |_| {});
-        assert_eq!(vector_of(&r), Some(13), "{code:02x?}");
+        let Err(e) = r else { panic!("no #MF") };
+        let (v, rip, st) = *e;
+        assert_eq!(v, 16);
+        let wait_at = CODE + code.len() as u64 - 2;
+        assert_eq!(rip, wait_at, "#MF is reported on the FWAIT");
+        assert_eq!(st.gpr[0] & 0x84, 0x84, "FNSTSW saw ES and ZE");
+        assert_eq!(st.fpu.fsw & 0x8084, 0x8084, "B, ES and ZE stay set");
+        // Non-waiting FNCLEX clears the condition; then FWAIT passes.
+        let code2 = asm(|a| {
+            a.fninit()?;
+            a.fldcw(word_ptr(rbx))?;
+            a.fldz()?;
+            a.fld1()?;
+            a.fdiv_2(st0, st1)?;
+            a.fnclex()?;
+            a.wait()?;
+            a.fld1()
+        });
+        assert!(run_guest(&code2, &data, |_| {}).is_ok());
+        // With CR0.NE clear the error is left to the (unmodelled) FERR# line: no #MF.
+        assert!(run_guest(&code, &data, |s| s.cr0 &= !cr::CR0_NE).is_ok());
     }
-    // Reserved MXCSR bits in the image raise #GP(0) on FXRSTOR, and nothing is loaded.
-    data[0x218..0x21c].copy_from_slice(&0x1_1f80u32.to_le_bytes());
-    data[0x200..0x202].copy_from_slice(&0x0040u16.to_le_bytes());
-    let rstor = asm(|a| a.fxrstor(ptr(rbx + 0x200)));
-    match run_guest(&rstor, &data, |_| {}) {
-        Err((13, rip, st)) => {
-            assert_eq!(rip, CODE);
-            assert_eq!(st.fpu.fcw, 0x037f, "FCW unchanged");
+
+    #[test]
+    fn test_fxsave_fxrstor_faults_and_round_trip() {
+        let mut data = vec![0u8; 0x800];
+        // Misaligned operands raise #GP(0).
+        for code in [
+            asm(|a| a.fxsave(ptr(rbx + 0x48))),
+            asm(|a| a.fxrstor64(ptr(rbx + 0x8))),
+        ] {
+            let r = run_guest(&code, &data, |_| {});
+            assert_eq!(vector_of(&r), Some(13), "{code:02x?}");
         }
-        other => panic!("expected #GP, got {:?}", vector_of(&other)),
+        // Reserved MXCSR bits in the image raise #GP(0) on FXRSTOR, and nothing is loaded.
+        data[0x218..0x21c].copy_from_slice(&0x1_1f80u32.to_le_bytes());
+        data[0x200..0x202].copy_from_slice(&0x0040u16.to_le_bytes());
+        let rstor = asm(|a| a.fxrstor(ptr(rbx + 0x200)));
+        match run_guest(&rstor, &data, |_| {}).map_err(|e| *e) {
+            Err((13, rip, st)) => {
+                assert_eq!(rip, CODE);
+                assert_eq!(st.fpu.fcw, 0x037f, "FCW unchanged");
+            }
+            other => panic!("expected #GP, got {:?}", other.err().map(|e| e.0)),
+        }
+        // Round trip: FXSAVE64 of a state, FXRSTOR64 of the image into a reset state.
+        let save = asm(|a| a.fxsave64(ptr(rbx + 0x400)));
+        let mut fpu = cpu::CpuState::reset().fpu;
+        fpu.fcw = 0x0a7f;
+        fpu.fsw = 0x3a01;
+        fpu.ftw = 0x85;
+        fpu.fop = 0x5d9;
+        fpu.fip = 0x1234_5678_9abc;
+        fpu.fdp = 0xffff_8000_0000_1000;
+        fpu.mxcsr = 0x9fc0;
+        for k in 0..8 {
+            fpu.st[k][..10].copy_from_slice(&[k as u8 + 1; 10]);
+        }
+        for k in 0..16 {
+            fpu.xmm[k] = [0x10 + k as u8; 16];
+        }
+        let saved = run_guest(&save, &data, |s| s.fpu = fpu).expect("FXSAVE64 runs");
+        let mut img = vec![0u8; 0x800];
+        let both = asm(|a| {
+            a.fxsave64(ptr(rbx + 0x400))?;
+            a.fninit()?;
+            a.fxrstor64(ptr(rbx + 0x400))
+        });
+        let restored = run_guest(&both, &img, |s| s.fpu = fpu).expect("round trip runs");
+        assert_eq!(restored.fpu, fpu, "FXSAVE64 + FXRSTOR64 restore everything");
+        assert_eq!(saved.fpu, fpu);
+        // Without CR4.OSFXSR the XMM registers and MXCSR are neither saved nor restored.
+        img.fill(0);
+        let restored = run_guest(&both, &img, |s| {
+            s.fpu = fpu;
+            s.cr4 &= !cr::CR4_OSFXSR;
+        })
+        .expect("round trip without OSFXSR runs");
+        assert_eq!(restored.fpu.st, fpu.st);
+        assert_eq!(restored.fpu.xmm, fpu.xmm, "XMM untouched by FXRSTOR");
+        // The 32-bit form keeps only the low halves of FIP/FDP.
+        let both32 = asm(|a| {
+            a.fxsave(ptr(rbx + 0x400))?;
+            a.fxrstor(ptr(rbx + 0x400))
+        });
+        let r = run_guest(&both32, &img, |s| s.fpu = fpu).expect("32-bit round trip runs");
+        assert_eq!(r.fpu.fip, fpu.fip & 0xffff_ffff);
+        assert_eq!(r.fpu.fdp, fpu.fdp & 0xffff_ffff);
     }
-    // Round trip: FXSAVE64 of a state, FXRSTOR64 of the image into a reset state.
-    let save = asm(|a| a.fxsave64(ptr(rbx + 0x400)));
-    let mut fpu = cpu::CpuState::reset().fpu;
-    fpu.fcw = 0x0a7f;
-    fpu.fsw = 0x3a01;
-    fpu.ftw = 0x85;
-    fpu.fop = 0x5d9;
-    fpu.fip = 0x1234_5678_9abc;
-    fpu.fdp = 0xffff_8000_0000_1000;
-    fpu.mxcsr = 0x9fc0;
-    for k in 0..8 {
-        fpu.st[k][..10].copy_from_slice(&[k as u8 + 1; 10]);
-    }
-    for k in 0..16 {
-        fpu.xmm[k] = [0x10 + k as u8; 16];
-    }
-    let saved = run_guest(&save, &data, |s| s.fpu = fpu).expect("FXSAVE64 runs");
-    let mut img = vec![0u8; 0x800];
-    let both = asm(|a| {
-        a.fxsave64(ptr(rbx + 0x400))?;
-        a.fninit()?;
-        a.fxrstor64(ptr(rbx + 0x400))
-    });
-    let restored = run_guest(&both, &img, |s| s.fpu = fpu).expect("round trip runs");
-    assert_eq!(restored.fpu, fpu, "FXSAVE64 + FXRSTOR64 restore everything");
-    assert_eq!(saved.fpu, fpu);
-    // Without CR4.OSFXSR the XMM registers and MXCSR are neither saved nor restored.
-    img.fill(0);
-    let restored = run_guest(&both, &img, |s| {
-        s.fpu = fpu;
-        s.cr4 &= !cr::CR4_OSFXSR;
-    })
-    .expect("round trip without OSFXSR runs");
-    assert_eq!(restored.fpu.st, fpu.st);
-    assert_eq!(restored.fpu.xmm, fpu.xmm, "XMM untouched by FXRSTOR");
-    // The 32-bit form keeps only the low halves of FIP/FDP.
-    let both32 = asm(|a| {
-        a.fxsave(ptr(rbx + 0x400))?;
-        a.fxrstor(ptr(rbx + 0x400))
-    });
-    let r = run_guest(&both32, &img, |s| s.fpu = fpu).expect("32-bit round trip runs");
-    assert_eq!(r.fpu.fip, fpu.fip & 0xffff_ffff);
-    assert_eq!(r.fpu.fdp, fpu.fdp & 0xffff_ffff);
 }

@@ -101,9 +101,9 @@ fn run(cx: &mut Cx, i: &Instruction, kind: Kind) -> Result<(), Fault> {
             note(cx, i);
             transcendental::exec(cx, i)
         }
-        Fld | Fst | Fstp | Fild | Fist | Fistp | Fisttp | Fld1 | Fldz | Fldpi | Fldl2e
-        | Fldl2t | Fldlg2 | Fldln2 | Fxch | Fcmovb | Fcmovbe | Fcmove | Fcmovnb | Fcmovnbe
-        | Fcmovne | Fcmovnu | Fcmovu | Fbld | Fbstp => {
+        Fld | Fst | Fstp | Fild | Fist | Fistp | Fisttp | Fld1 | Fldz | Fldpi | Fldl2e | Fldl2t
+        | Fldlg2 | Fldln2 | Fxch | Fcmovb | Fcmovbe | Fcmove | Fcmovnb | Fcmovnbe | Fcmovne
+        | Fcmovnu | Fcmovu | Fbld | Fbstp => {
             note(cx, i);
             load_store::exec(cx, i)
         }

@@ -33,14 +33,11 @@ pub fn nan_pick(a: F80, b: F80) -> F80 {
             let (aq, bq) = (a.class() == Class::QNan, b.class() == Class::QNan);
             if aq != bq {
                 if aq { a } else { b }
-            } else if (a.mant << 1) > (b.mant << 1) {
+            } else if (a.mant << 1) > (b.mant << 1) || ((a.mant << 1) == (b.mant << 1) && !a.sign())
+            {
                 a
-            } else if (a.mant << 1) < (b.mant << 1) {
-                b
-            } else if a.sign() {
-                b
             } else {
-                a
+                b
             }
         }
     };
@@ -229,18 +226,19 @@ pub fn exec(cx: &mut Cx, i: &Instruction) -> Result<(), Fault> {
     };
     if let Some((op, rev)) = op {
         let popping = matches!(m, Faddp | Fsubp | Fsubrp | Fmulp | Fdivp | Fdivrp);
-        let (dst, src_val, src_den, src_reg) = if i.op_count() == 1 && i.op_kind(0) == OpKind::Memory {
-            let (v, d) = mem_operand(cx, i)?;
-            (0u8, v, d, None)
-        } else if i.op_count() >= 2 {
-            let d = st_index(i.op_register(0));
-            let s = st_index(i.op_register(1));
-            (d, get(cx, s), false, Some(s))
-        } else {
-            // One-register forms: ST(0) op ST(i).
-            let s = st_index(i.op_register(0));
-            (0u8, get(cx, s), false, Some(s))
-        };
+        let (dst, src_val, src_den, src_reg) =
+            if i.op_count() == 1 && i.op_kind(0) == OpKind::Memory {
+                let (v, d) = mem_operand(cx, i)?;
+                (0u8, v, d, None)
+            } else if i.op_count() >= 2 {
+                let d = st_index(i.op_register(0));
+                let s = st_index(i.op_register(1));
+                (d, get(cx, s), false, Some(s))
+            } else {
+                // One-register forms: ST(0) op ST(i).
+                let s = st_index(i.op_register(0));
+                (0u8, get(cx, s), false, Some(s))
+            };
         let src_ok = src_reg.is_none_or(|s| valid(cx, s));
         if !valid(cx, dst) || !src_ok {
             if !super::stack_fault(cx, false) {
@@ -294,7 +292,11 @@ pub fn exec(cx: &mut Cx, i: &Instruction) -> Result<(), Fault> {
             set(cx, 0, r);
         }
         Fsqrt | Frndint => {
-            let (r, flags) = if m == Fsqrt { sqrt(a, false, fcw) } else { rndint(a, fcw) };
+            let (r, flags) = if m == Fsqrt {
+                sqrt(a, false, fcw)
+            } else {
+                rndint(a, fcw)
+            };
             if signal(cx, flags) & (f80::IE | f80::DE) == 0 {
                 set(cx, 0, r);
             }
@@ -494,7 +496,6 @@ pub fn prem(a: F80, b: F80, nearest: bool, fcw: u16) -> (F80, Option<u16>, u8) {
         }
         c
     };
-    let _ = partial;
     if r == 0 {
         return (F80::zero(sa), Some(cc), flags);
     }
@@ -515,7 +516,6 @@ pub fn prem(a: F80, b: F80, nearest: bool, fcw: u16) -> (F80, Option<u16>, u8) {
     // when unmasked (handled by the caller's masks as for any result).
     (out, Some(cc), flags | (f & f80::UE))
 }
-
 
 /// A finite non-zero value in canonical encoding (pseudo-denormals become normals; a
 /// denormal with UE unmasked is rebiased), with UE if reported.

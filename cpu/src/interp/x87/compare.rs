@@ -118,8 +118,8 @@ pub fn exec(cx: &mut Cx, i: &Instruction) -> Result<(), Fault> {
     }
     if eflags {
         let c = cc_of(ord);
-        let mut f = cx.st.rflags
-            & !(flags::CF | flags::PF | flags::ZF | flags::OF | flags::SF | flags::AF);
+        let mut f =
+            cx.st.rflags & !(flags::CF | flags::PF | flags::ZF | flags::OF | flags::SF | flags::AF);
         if c & fsw::C0 != 0 {
             f |= flags::CF;
         }

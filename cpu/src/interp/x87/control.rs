@@ -89,8 +89,7 @@ fn env_image(cx: &Cx, wide: bool) -> Vec<u8> {
 
 /// Load an environment image.
 fn load_env(cx: &mut Cx, b: &[u8], wide: bool) {
-    let (step, n) = if wide { (4, 28) } else { (2, 14) };
-    let _ = n;
+    let step = if wide { 4 } else { 2 };
     let h = |k: usize| u16::from_le_bytes([b[k * step], b[k * step + 1]]);
     let (fcw, fsw_v, ftw) = (h(0), h(1), h(2));
     // The registers stay where they are physically; a new TOP renumbers them.
@@ -148,7 +147,10 @@ pub fn exec(cx: &mut Cx, i: &Instruction) -> Result<(), Fault> {
             dec_top(cx);
         }
         Fnstenv | Fstenv | Fnsave | Fsave => {
-            let wide = !matches!(i.memory_size(), MemorySize::FpuEnv14 | MemorySize::FpuState94);
+            let wide = !matches!(
+                i.memory_size(),
+                MemorySize::FpuEnv14 | MemorySize::FpuState94
+            );
             let mut img = env_image(cx, wide);
             let save = matches!(i.mnemonic(), Fnsave | Fsave);
             if save {
@@ -166,7 +168,10 @@ pub fn exec(cx: &mut Cx, i: &Instruction) -> Result<(), Fault> {
             }
         }
         Fldenv | Frstor => {
-            let wide = !matches!(i.memory_size(), MemorySize::FpuEnv14 | MemorySize::FpuState94);
+            let wide = !matches!(
+                i.memory_size(),
+                MemorySize::FpuEnv14 | MemorySize::FpuState94
+            );
             let env = if wide { 28 } else { 14 };
             let regs = if i.mnemonic() == Frstor { 80 } else { 0 };
             let mut b = vec![0u8; env + regs];

@@ -287,7 +287,7 @@ pub fn round(
     let p = fmt.p as i32;
     let mut flags = 0;
     // Leading exponent after rounding to p bits with an unbounded exponent range.
-    let (m_unb, inexact_unb, _) = round_bits(sig, sticky, p, sign, rc);
+    let (m_unb, _, _) = round_bits(sig, sticky, p, sign, rc);
     let lead_unb = if m_unb >> p != 0 { lead + 1 } else { lead };
     let tiny = lead_unb < fmt.emin;
     let mut rebiased = 0;
@@ -311,7 +311,6 @@ pub fn round(
             rebiased = 1;
         }
     }
-    let _ = inexact_unb;
     if rebiased > 0 && lead < fmt.emin {
         // Still tiny after rebiasing (FSCALE by a huge negative factor): zero.
         return (Rounded::Zero(sign), flags | UE | PE);
@@ -370,11 +369,6 @@ pub fn round(
         let stored = (m << (lsb - (fmt.emin - (fmt.w as i32 - 1)))) as u64;
         (Rounded::Finite(sign, 0, stored), flags)
     }
-}
-
-/// Shift right of a u128 by up to 127 keeping a sticky flag (exposed for FPREM and friends).
-pub fn shr128(v: u128, n: u32) -> u128 {
-    shr_sticky(v, n)
 }
 
 /// Normalize a non-zero finite (sign, e, mant) so that bit 63 is set.
@@ -462,11 +456,7 @@ pub fn sqrt_exact(a: F80) -> (i32, u128, bool) {
     let mut root: u128 = 0;
     let mut rem: u128 = 0;
     for k in 0..68 {
-        let pair = if k < 33 {
-            (big >> (64 - 2 * k)) & 3
-        } else {
-            0
-        };
+        let pair = if k < 33 { (big >> (64 - 2 * k)) & 3 } else { 0 };
         rem = (rem << 2) | pair;
         let trial = (root << 2) | 1;
         if rem >= trial {
@@ -550,7 +540,7 @@ pub fn to_int(a: F80, rc: Rc) -> (Option<u128>, bool, bool) {
         }
     };
     let up = match rc {
-        Rc::Nearest => frac_above || (frac_half && !frac_above && ip & 1 != 0),
+        Rc::Nearest => frac_above || (frac_half && ip & 1 != 0),
         Rc::Zero => false,
         Rc::Up => frac_nz && !s,
         Rc::Down => frac_nz && s,

@@ -125,8 +125,7 @@ pub fn exec(cx: &mut Cx, i: &Instruction) -> Result<(), Fault> {
     }
     let r = if y.is_nan() { f80::INDEFINITE } else { from(y) };
     // Zero operands keep their sign for the odd functions.
-    let r = if a.class() == Class::Zero && matches!(m, F2xm1 | Fsin | Fptan | Fsincos | Fyl2xp1)
-    {
+    let r = if a.class() == Class::Zero && matches!(m, F2xm1 | Fsin | Fptan | Fsincos | Fyl2xp1) {
         if m == Fyl2xp1 {
             F80::zero(a.sign() != b.sign())
         } else {
@@ -146,10 +145,13 @@ pub fn exec(cx: &mut Cx, i: &Instruction) -> Result<(), Fault> {
         }
         Fptan => {
             set(cx, 0, r);
-            push(cx, F80 {
-                se: 0x3fff,
-                mant: 1 << 63,
-            });
+            push(
+                cx,
+                F80 {
+                    se: 0x3fff,
+                    mant: 1 << 63,
+                },
+            );
         }
         Fsincos => {
             set(cx, 0, r);
