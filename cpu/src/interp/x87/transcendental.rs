@@ -108,6 +108,16 @@ pub fn exec(cx: &mut Cx, i: &Instruction) -> Result<(), Fault> {
                 } else {
                     (-yv.signum() * f64::INFINITY, f80::ZE)
                 }
+            } else if (0.5..2.0).contains(&x) {
+                // Near 1, x - 1 is exact in 80 bits (Sterbenz); log1p keeps the precision
+                // that log2(x) would lose to cancellation.
+                let one = F80 {
+                    se: 0x3fff,
+                    mant: 1 << 63,
+                };
+                let (d, _) =
+                    super::arith::binop(super::arith::Op::Sub, a, one, false, false, 0x037f);
+                (yv * to_f64(d).ln_1p() / std::f64::consts::LN_2, 0)
             } else {
                 (yv * x.log2(), 0)
             }
