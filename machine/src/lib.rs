@@ -6,6 +6,7 @@ pub mod bus;
 pub mod clock;
 pub mod control;
 pub mod devices;
+pub mod interrupts;
 pub mod irq;
 pub mod layout;
 pub mod memory;

@@ -3,6 +3,8 @@
 
 pub mod cmos_rtc;
 pub mod debug_exit;
+pub mod ioapic;
+pub mod lapic;
 pub mod pic8259;
 pub mod pit8254;
 pub mod post;
