@@ -146,7 +146,10 @@ fn test_hub_tsc_deadline_msr_and_timer() {
     let before = r.notified.load(Ordering::SeqCst);
     // TSC reads 7000 now (clock 1000): the deadline 9000 is 2000 ns away.
     assert!(r.hub.msr_write(MSR_TSC_DEADLINE, 9000, 7000));
-    assert!(r.notified.load(Ordering::SeqCst) > before, "timer thread told");
+    assert!(
+        r.notified.load(Ordering::SeqCst) > before,
+        "timer thread told"
+    );
     assert_eq!(r.hub.msr_read(MSR_TSC_DEADLINE, 7000), Some(9000));
     assert_eq!(r.hub.next_event_ns(), Some(3000));
     r.clock.advance(1999);
@@ -170,7 +173,11 @@ fn test_hub_lapic_timer_periodic_via_mmio() {
     r.clock.advance(10_000_000);
     r.hub.poll();
     assert_eq!(r.hub.acknowledge(), Some(0xef));
-    assert_eq!(r.hub.acknowledge(), None, "ten missed periods, one interrupt");
+    assert_eq!(
+        r.hub.acknowledge(),
+        None,
+        "ten missed periods, one interrupt"
+    );
     // Narrow read of the version register's max-LVT byte.
     let mut b = [0u8; 1];
     r.mmio.read(layout::LAPIC_BASE + reg::VERSION + 2, &mut b);

@@ -10,6 +10,7 @@ pub mod interrupts;
 pub mod irq;
 pub mod layout;
 pub mod memory;
+pub mod wakeup;
 
 pub use board::{Board, BoardConfig, BoardError};
 pub use control::{StopReason, VmControl};

@@ -190,8 +190,7 @@ impl IoApic {
         let mut out = Vec::new();
         for pin in 0..PINS {
             let e = self.redir[pin];
-            if e & RTE_LEVEL != 0 && e & RTE_REMOTE_IRR != 0 && (e & RTE_VECTOR) as u8 == vector
-            {
+            if e & RTE_LEVEL != 0 && e & RTE_REMOTE_IRR != 0 && (e & RTE_VECTOR) as u8 == vector {
                 self.redir[pin] &= !RTE_REMOTE_IRR;
                 out.extend(self.service_level(pin));
             }
@@ -206,7 +205,11 @@ impl IoApic {
             i if i >= REG_REDIR_BASE && usize::from(i - REG_REDIR_BASE) < 2 * PINS => {
                 let n = usize::from(i - REG_REDIR_BASE);
                 let e = self.redir[n / 2];
-                if n % 2 == 0 { e as u32 } else { (e >> 32) as u32 }
+                if n % 2 == 0 {
+                    e as u32
+                } else {
+                    (e >> 32) as u32
+                }
             }
             _ => 0,
         }
@@ -317,14 +320,20 @@ mod tests {
         let m = io.set_pin(9, true).expect("asserted level pin");
         assert!(m.level);
         assert_eq!(m.dest, 1);
-        assert_ne!(read(&mut io, REG_REDIR_BASE + 18) & (RTE_REMOTE_IRR as u32), 0);
+        assert_ne!(
+            read(&mut io, REG_REDIR_BASE + 18) & (RTE_REMOTE_IRR as u32),
+            0
+        );
         assert_eq!(io.set_pin(9, true), None, "remote IRR blocks");
         assert!(io.eoi(0x42).is_empty(), "other vector");
         let again = io.eoi(0x41);
         assert_eq!(again.len(), 1, "still asserted: delivered again");
         io.set_pin(9, false);
         assert!(io.eoi(0x41).is_empty());
-        assert_eq!(read(&mut io, REG_REDIR_BASE + 18) & (RTE_REMOTE_IRR as u32), 0);
+        assert_eq!(
+            read(&mut io, REG_REDIR_BASE + 18) & (RTE_REMOTE_IRR as u32),
+            0
+        );
         // The EOI register does the same as a broadcast.
         assert!(io.set_pin(9, true).is_some());
         assert_eq!(io.mmio_write(IOEOI, 0x41).len(), 1, "still asserted");

@@ -138,18 +138,15 @@ pub const ESR_ILLEGAL_REGISTER: u32 = 1 << 7;
 /// DFR: flat model (bits 31:28 all ones); the low 28 bits read as ones.
 pub const DFR_FLAT: u32 = 0xffff_ffff;
 
-/// Index of each LVT entry in `LocalApic::lvt`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Lvt {
-    Timer = 0,
-    Thermal = 1,
-    Perf = 2,
-    Lint0 = 3,
-    Lint1 = 4,
-    Error = 5,
-}
+/// Index of the timer entry in `LocalApic::lvt` (order: timer, thermal, perf, LINT0, LINT1,
+/// error, as the registers are laid out).
+const LVT_TIMER_IDX: usize = 0;
+/// Index of LINT0 in `LocalApic::lvt`.
+const LVT_LINT0_IDX: usize = 3;
+/// Index of LINT1 in `LocalApic::lvt`.
+const LVT_LINT1_IDX: usize = 4;
 
-/// Writable bits of each LVT entry, in `Lvt` order.
+/// Writable bits of each LVT entry, in register order.
 const LVT_WRITABLE: [u32; 6] = [
     LVT_VECTOR | LVT_MASKED | LVT_TIMER_MODE,
     LVT_VECTOR | LVT_DELIVERY_MODE | LVT_MASKED,
@@ -236,12 +233,7 @@ impl LocalApic {
             icr_low: 0,
             icr_high: 0,
             lvt: [
-                LVT_MASKED,
-                LVT_MASKED,
-                LVT_MASKED,
-                DM_EXTINT,
-                DM_NMI,
-                LVT_MASKED,
+                LVT_MASKED, LVT_MASKED, LVT_MASKED, DM_EXTINT, DM_NMI, LVT_MASKED,
             ],
             timer_initial: 0,
             timer_divide: 0,
@@ -295,7 +287,7 @@ impl LocalApic {
 
     /// Whether LINT0 passes the 8259's INTR through (ExtINT, unmasked).
     pub fn lint0_extint(&self) -> bool {
-        let l = self.lvt[Lvt::Lint0 as usize];
+        let l = self.lvt[LVT_LINT0_IDX];
         l & LVT_MASKED == 0 && l & LVT_DELIVERY_MODE == DM_EXTINT
     }
 
@@ -354,7 +346,7 @@ impl LocalApic {
         if now < next {
             return;
         }
-        let lvt = self.lvt[Lvt::Timer as usize];
+        let lvt = self.lvt[LVT_TIMER_IDX];
         match lvt & LVT_TIMER_MODE {
             TIMER_PERIODIC => {
                 let period = self.timer_period_ns().max(1);
@@ -498,15 +490,13 @@ impl LocalApic {
                 }
                 let old = self.lvt[i];
                 self.lvt[i] = nv | (old & LVT_REMOTE_IRR);
-                if i == Lvt::Timer as usize && (old ^ nv) & LVT_TIMER_MODE != 0 {
+                if i == LVT_TIMER_IDX && (old ^ nv) & LVT_TIMER_MODE != 0 {
                     // Changing the timer mode stops the timer (SDM §11.5.4.1).
                     self.timer_next_ns = None;
                     self.tsc_deadline = 0;
                     self.timer_initial = 0;
                 }
-                if (i == Lvt::Lint0 as usize || i == Lvt::Lint1 as usize)
-                    && nv & LVT_MASKED == 0
-                {
+                if (i == LVT_LINT0_IDX || i == LVT_LINT1_IDX) && nv & LVT_MASKED == 0 {
                     match nv & LVT_DELIVERY_MODE {
                         DM_EXTINT => {}
                         DM_NMI => self.log_once("NMI delivery through LINT (no NMI injection)"),

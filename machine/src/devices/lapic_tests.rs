@@ -14,7 +14,12 @@ fn test_lapic_power_on_virtual_wire() {
     assert_eq!(a.read(reg::SVR, 0), 0x1ff);
     assert_eq!(a.read(reg::LVT_LINT0, 0), 0x700);
     assert_eq!(a.read(reg::LVT_LINT1, 0), 0x400);
-    for r in [reg::LVT_TIMER, reg::LVT_THERMAL, reg::LVT_PERF, reg::LVT_ERROR] {
+    for r in [
+        reg::LVT_TIMER,
+        reg::LVT_THERMAL,
+        reg::LVT_PERF,
+        reg::LVT_ERROR,
+    ] {
         assert_eq!(a.read(r, 0), LVT_MASKED, "register {r:#x}");
     }
     assert_eq!(a.read(reg::DFR, 0), 0xffff_ffff);

@@ -1,0 +1,241 @@
+//! Board-level interrupt tests: small guests that program a timer (the 8254 through the 8259
+//! and the local APIC's virtual-wire ExtINT, or the local APIC timer in periodic and
+//! TSC-deadline mode), wait in `sti; hlt`, count the interrupts and exit through port 0xf4.
+//! They prove that HLT sleeps until the timer, that the interrupt arrives, and that the
+//! delays are real time.
+
+mod common;
+
+#[cfg(test)]
+mod tests {
+    use crate::common;
+    use std::time::Duration;
+
+    use accel::AccelKind;
+    use iced_x86::code_asm::*;
+    use machine::StopReason;
+
+    const TIMEOUT: Duration = Duration::from_secs(20);
+    /// Where the guest counts its interrupts.
+    const COUNTER: u64 = 0x500;
+    /// Interrupts each guest waits for.
+    const TICKS: u32 = 10;
+    /// What each guest writes to the debug-exit port when done.
+    const DONE: u32 = 0x21;
+
+    /// A 64 KiB BIOS image with `pieces` at their offsets and a far jump to F000:0000 at the
+    /// reset vector.
+    fn image(pieces: &[(usize, Vec<u8>)]) -> Vec<u8> {
+        let mut rom = vec![0xf4u8; 64 * 1024];
+        for (off, bytes) in pieces {
+            rom[*off..*off + bytes.len()].copy_from_slice(bytes);
+        }
+        rom[0xfff0..0xfff5].copy_from_slice(&[0xea, 0x00, 0x00, 0x00, 0xf0]);
+        rom
+    }
+
+    fn asm(
+        bits: u32,
+        ip: u64,
+        f: impl FnOnce(&mut CodeAssembler) -> Result<(), IcedError>,
+    ) -> Vec<u8> {
+        let mut a = CodeAssembler::new(bits).expect("bitness");
+        f(&mut a).expect("assemble");
+        a.assemble(ip).expect("encode")
+    }
+
+    /// Real mode: IVT[0x20] -> handler, PICs at 0x20/0x28 with only IRQ0 unmasked, PIT
+    /// counter 0 in mode 2 at 1 kHz, then `sti; hlt` until TICKS interrupts.
+    fn pit_guest() -> Vec<u8> {
+        let handler_off = 0x400u16;
+        let main = asm(16, 0xf_0000, |a| {
+            a.cli()?;
+            a.xor(ax, ax)?;
+            a.mov(ds, ax)?;
+            a.mov(ss, ax)?;
+            a.mov(sp, 0x7000)?;
+            a.mov(word_ptr(0x20 * 4), i32::from(handler_off))?;
+            a.mov(word_ptr(0x20 * 4 + 2), 0xf000)?;
+            a.mov(word_ptr(COUNTER), 0)?;
+            for (port, v) in [
+                (0x20, 0x11),
+                (0x21, 0x20),
+                (0x21, 0x04),
+                (0x21, 0x01),
+                (0x21, 0xfe),
+                (0xa0, 0x11),
+                (0xa1, 0x28),
+                (0xa1, 0x02),
+                (0xa1, 0x01),
+                (0xa1, 0xff),
+                // Counter 0, LSB then MSB, mode 2; 1193 = 1 ms.
+                (0x43, 0x34),
+                (0x40, 0xa9),
+                (0x40, 0x04),
+            ] {
+                a.mov(al, v)?;
+                a.out(port, al)?;
+            }
+            let mut again = a.create_label();
+            a.set_label(&mut again)?;
+            a.sti()?;
+            a.hlt()?;
+            a.cmp(word_ptr(COUNTER), TICKS as i32)?;
+            a.jb(again)?;
+            a.cli()?;
+            a.mov(al, DONE as u32)?;
+            a.out(0xf4, al)?;
+            a.hlt()
+        });
+        let handler = asm(16, 0xf_0000 + u64::from(handler_off), |a| {
+            a.inc(word_ptr(COUNTER))?;
+            a.push(ax)?;
+            a.mov(al, 0x20)?;
+            a.out(0x20, al)?;
+            a.pop(ax)?;
+            a.iret()
+        });
+        image(&[(0, main), (usize::from(handler_off), handler)])
+    }
+
+    /// Protected mode (flat, no paging): IDT[0x40] -> handler that EOIs the local APIC; the
+    /// LAPIC timer in periodic mode at 1 kHz, or (`tsc_deadline`) re-armed 1 ms ahead
+    /// through IA32_TSC_DEADLINE before each `sti; hlt`.
+    fn lapic_guest(tsc_deadline: bool) -> Vec<u8> {
+        const GDTR: u16 = 0x100;
+        const GDT: u32 = 0x110;
+        const PM32: u32 = 0xf_0200;
+        const HANDLER: u32 = 0xf_0600;
+        const IDT: u32 = 0x1000;
+        const IDTR: u64 = 0x900;
+        const LAPIC: u64 = 0xfee0_0000;
+        let mut real = vec![
+            0xfa, // cli
+            0xb8, 0x00, 0xf0, // mov ax, 0xf000
+            0x8e, 0xd8, // mov ds, ax
+            0x66, 0x0f, 0x01, 0x16, // o32 lgdt [GDTR]
+        ];
+        real.extend_from_slice(&GDTR.to_le_bytes());
+        real.extend_from_slice(&[
+            0x0f, 0x20, 0xc0, // mov eax, cr0
+            0x66, 0x83, 0xc8, 0x01, // or eax, 1
+            0x0f, 0x22, 0xc0, // mov cr0, eax
+            0x66, 0xea, // jmp far dword 0x08:PM32
+        ]);
+        real.extend_from_slice(&PM32.to_le_bytes());
+        real.extend_from_slice(&8u16.to_le_bytes());
+        let mut gdtr = 23u16.to_le_bytes().to_vec();
+        gdtr.extend_from_slice(&(0xf_0000 + GDT).to_le_bytes());
+        let mut gdt = vec![0u8; 8];
+        gdt.extend_from_slice(&0x00cf_9a00_0000_ffffu64.to_le_bytes());
+        gdt.extend_from_slice(&0x00cf_9200_0000_ffffu64.to_le_bytes());
+        let pm = asm(32, u64::from(PM32), |a| {
+            a.mov(ax, 0x10)?;
+            a.mov(ds, ax)?;
+            a.mov(es, ax)?;
+            a.mov(ss, ax)?;
+            a.mov(esp, 0x7000)?;
+            // Interrupt gate for vector 0x40: selector 8, DPL 0, 32-bit.
+            let gate = u64::from(IDT) + 0x40 * 8;
+            a.mov(dword_ptr(gate), (8 << 16) | (HANDLER & 0xffff))?;
+            a.mov(dword_ptr(gate + 4), (HANDLER & 0xffff_0000) | 0x8e00)?;
+            a.mov(word_ptr(IDTR), 0x7ff)?;
+            a.mov(dword_ptr(IDTR + 2), IDT)?;
+            a.lidt(dword_ptr(IDTR))?;
+            a.mov(dword_ptr(COUNTER), 0)?;
+            if tsc_deadline {
+                a.mov(dword_ptr(LAPIC + 0x320), (2 << 17) | 0x40)?;
+            } else {
+                a.mov(dword_ptr(LAPIC + 0x3e0), 0xb)?; // divide by 1
+                a.mov(dword_ptr(LAPIC + 0x320), (1 << 17) | 0x40)?;
+                a.mov(dword_ptr(LAPIC + 0x380), 1_000_000)?; // 1 ms at 1 GHz
+            }
+            let mut again = a.create_label();
+            a.set_label(&mut again)?;
+            if tsc_deadline {
+                a.rdtsc()?;
+                a.add(eax, 1_000_000)?;
+                a.adc(edx, 0)?;
+                a.mov(ecx, 0x6e0)?;
+                a.wrmsr()?;
+            }
+            a.sti()?;
+            a.hlt()?;
+            a.cmp(dword_ptr(COUNTER), TICKS as i32)?;
+            a.jb(again)?;
+            a.cli()?;
+            a.mov(al, DONE as u32)?;
+            a.out(0xf4, al)?;
+            a.hlt()
+        });
+        let handler = asm(32, u64::from(HANDLER), |a| {
+            a.inc(dword_ptr(COUNTER))?;
+            a.mov(dword_ptr(LAPIC + 0xb0), 0)?;
+            a.iretd()
+        });
+        image(&[
+            (0, real),
+            (usize::from(GDTR), gdtr),
+            (GDT as usize, gdt),
+            ((PM32 - 0xf_0000) as usize, pm),
+            ((HANDLER - 0xf_0000) as usize, handler),
+        ])
+    }
+
+    fn check(kind: AccelKind, rom: &[u8], what: &str) {
+        let out = common::run_image_on(kind, rom, TIMEOUT);
+        assert_eq!(
+            out.reason,
+            StopReason::DebugExit(DONE),
+            "{what} on {kind:?}: {:?}\n{}",
+            out.reason,
+            out.dump
+        );
+        // TICKS interrupts 1 ms apart: the guest cannot finish in much less than that.
+        assert!(
+            out.elapsed >= Duration::from_millis(u64::from(TICKS) - 1),
+            "{what} on {kind:?}: done after {:?}: HLT did not wait for the timer",
+            out.elapsed
+        );
+        let delivered = out
+            .stats
+            .counters
+            .iter()
+            .find(|(k, _)| k == "external interrupts")
+            .map(|&(_, v)| v);
+        if let Some(n) = delivered {
+            assert!(n >= u64::from(TICKS), "{what} on {kind:?}: {n} interrupts");
+        }
+    }
+
+    #[test]
+    fn test_pit_through_pic_wakes_hlt_interp() {
+        check(AccelKind::Interp, &pit_guest(), "PIT/8259");
+    }
+
+    #[test]
+    fn test_lapic_periodic_timer_wakes_hlt_interp() {
+        check(AccelKind::Interp, &lapic_guest(false), "LAPIC periodic");
+    }
+
+    #[test]
+    fn test_lapic_tsc_deadline_wakes_hlt_interp() {
+        check(AccelKind::Interp, &lapic_guest(true), "LAPIC TSC-deadline");
+    }
+
+    #[test]
+    fn test_pit_through_pic_wakes_hlt_jit() {
+        check(AccelKind::Jit, &pit_guest(), "PIT/8259");
+    }
+
+    #[test]
+    fn test_lapic_tsc_deadline_wakes_hlt_jit() {
+        check(AccelKind::Jit, &lapic_guest(true), "LAPIC TSC-deadline");
+    }
+
+    #[test]
+    fn test_cli_hlt_still_halts_forever() {
+        let out = common::run_image(&common::reset_vector_rom(&[0xfa, 0xf4]), TIMEOUT);
+        assert_eq!(out.reason, StopReason::HaltedForever);
+    }
+}
