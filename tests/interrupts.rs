@@ -182,6 +182,59 @@ mod tests {
         ])
     }
 
+    /// Long mode: the LAPIC timer in periodic mode at 1 kHz; each round spins ~2 ms with
+    /// interrupts disabled (the tick becomes pending while IF=0), then enables interrupts and
+    /// spins, without HLT, until the handler has run: the engine must leave the guest at the
+    /// interrupt window for the board to deliver it.
+    fn window_guest64() -> Vec<u8> {
+        use test_roms::asm::tables::{idt64_entry, pte};
+        use test_roms::asm::{RomBuilder, boot};
+        // The LAPIC page mapped at 1 GiB, where a 32-bit displacement reaches it.
+        const LAPIC: u64 = 0x4000_0000;
+        let mut rom = RomBuilder::new("irq/window64");
+        let mut pt = boot::long_mode_tables();
+        pt.map(LAPIC, 0xfee0_0000, 12, pte::RW);
+        rom.ram(idt64_entry(0x40, "tick", 0, 0));
+        boot::standard_long(&mut rom, &pt, "main", false);
+        rom.code64("tick", |a| {
+            a.inc(dword_ptr(COUNTER))?;
+            a.mov(dword_ptr(LAPIC + 0xb0), 0)?;
+            a.iretq()
+        });
+        rom.code64("main", |a| {
+            a.mov(dword_ptr(COUNTER), 0)?;
+            a.mov(dword_ptr(LAPIC + 0x3e0), 0xb)?;
+            a.mov(dword_ptr(LAPIC + 0x320), (1 << 17) | 0x40)?;
+            a.mov(dword_ptr(LAPIC + 0x380), 1_000_000)?;
+            let (mut round, mut spin, mut wait) =
+                (a.create_label(), a.create_label(), a.create_label());
+            a.set_label(&mut round)?;
+            a.cli()?;
+            a.rdtsc()?;
+            a.shl(rdx, 32)?;
+            a.or(rax, rdx)?;
+            a.lea(rbx, qword_ptr(rax + 2_000_000))?;
+            a.set_label(&mut spin)?;
+            a.rdtsc()?;
+            a.shl(rdx, 32)?;
+            a.or(rax, rdx)?;
+            a.cmp(rax, rbx)?;
+            a.jb(spin)?;
+            a.mov(ecx, dword_ptr(COUNTER))?;
+            a.sti()?;
+            a.set_label(&mut wait)?;
+            a.cmp(ecx, dword_ptr(COUNTER))?;
+            a.je(wait)?;
+            a.cmp(dword_ptr(COUNTER), TICKS as i32)?;
+            a.jb(round)?;
+            a.cli()?;
+            a.mov(al, DONE as u32)?;
+            a.out(0xf4, al)?;
+            a.hlt()
+        });
+        rom.build("").image
+    }
+
     fn check(kind: AccelKind, rom: &[u8], what: &str) {
         let out = common::run_image_on(kind, rom, TIMEOUT);
         assert_eq!(
@@ -231,6 +284,16 @@ mod tests {
     #[test]
     fn test_lapic_tsc_deadline_wakes_hlt_jit() {
         check(AccelKind::Jit, &lapic_guest(true), "LAPIC TSC-deadline");
+    }
+
+    #[test]
+    fn test_interrupt_window_after_sti_interp() {
+        check(AccelKind::Interp, &window_guest64(), "window (long mode)");
+    }
+
+    #[test]
+    fn test_interrupt_window_after_sti_jit() {
+        check(AccelKind::Jit, &window_guest64(), "window (long mode)");
     }
 
     #[test]
