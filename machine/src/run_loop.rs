@@ -126,11 +126,11 @@ impl Board {
                 return Ok(Some(r));
             }
             self.poll_devices();
-            if self.hub.has_pending() {
-                if let Some(v) = self.hub.acknowledge() {
-                    vcpu.inject_interrupt(v);
-                    return Ok(None);
-                }
+            if self.hub.has_pending()
+                && let Some(v) = self.hub.acknowledge()
+            {
+                vcpu.inject_interrupt(v);
+                return Ok(None);
             }
             // Just polled: every deadline should be in the future; if one is not, sleep a
             // little rather than spin.
