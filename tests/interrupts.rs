@@ -83,7 +83,7 @@ mod tests {
             a.cmp(word_ptr(COUNTER), TICKS as i32)?;
             a.jb(again)?;
             a.cli()?;
-            a.mov(al, DONE as u32)?;
+            a.mov(al, DONE)?;
             a.out(0xf4, al)?;
             a.hlt()
         });
@@ -164,7 +164,7 @@ mod tests {
             a.cmp(dword_ptr(COUNTER), TICKS as i32)?;
             a.jb(again)?;
             a.cli()?;
-            a.mov(al, DONE as u32)?;
+            a.mov(al, DONE)?;
             a.out(0xf4, al)?;
             a.hlt()
         });
@@ -228,7 +228,7 @@ mod tests {
             a.cmp(dword_ptr(COUNTER), TICKS as i32)?;
             a.jb(round)?;
             a.cli()?;
-            a.mov(al, DONE as u32)?;
+            a.mov(al, DONE)?;
             a.out(0xf4, al)?;
             a.hlt()
         });
