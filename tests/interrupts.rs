@@ -296,6 +296,96 @@ mod tests {
         check(AccelKind::Jit, &window_guest64(), "window (long mode)");
     }
 
+    /// Real mode: COM1's receive interrupt (IER bit 0) through the 8259 (only IRQ4
+    /// unmasked); `sti; hlt` until the handler has read a byte, which becomes the exit value.
+    fn com1_guest() -> Vec<u8> {
+        let handler_off = 0x400u16;
+        let main = asm(16, 0xf_0000, |a| {
+            a.cli()?;
+            a.xor(ax, ax)?;
+            a.mov(ds, ax)?;
+            a.mov(ss, ax)?;
+            a.mov(sp, 0x7000)?;
+            a.mov(word_ptr(0x24 * 4), i32::from(handler_off))?;
+            a.mov(word_ptr(0x24 * 4 + 2), 0xf000)?;
+            a.mov(byte_ptr(COUNTER), 0)?;
+            for (port, v) in [
+                (0x20, 0x11),
+                (0x21, 0x20),
+                (0x21, 0x04),
+                (0x21, 0x01),
+                (0x21, 0xef),
+            ] {
+                a.mov(al, v)?;
+                a.out(port, al)?;
+            }
+            a.mov(dx, 0x3f9)?; // IER: received data available
+            a.mov(al, 0x01)?;
+            a.out(dx, al)?;
+            let mut again = a.create_label();
+            a.set_label(&mut again)?;
+            a.sti()?;
+            a.hlt()?;
+            a.cmp(byte_ptr(COUNTER), 0)?;
+            a.je(again)?;
+            a.cli()?;
+            a.mov(al, byte_ptr(COUNTER))?;
+            a.out(0xf4, al)?;
+            a.hlt()
+        });
+        let handler = asm(16, 0xf_0000 + u64::from(handler_off), |a| {
+            a.push(ax)?;
+            a.push(dx)?;
+            a.mov(dx, 0x3f8)?;
+            a.in_(al, dx)?;
+            a.mov(byte_ptr(COUNTER), al)?;
+            a.mov(al, 0x20)?;
+            a.out(0x20, al)?;
+            a.pop(dx)?;
+            a.pop(ax)?;
+            a.iret()
+        });
+        image(&[(0, main), (usize::from(handler_off), handler)])
+    }
+
+    /// Console input arriving on another thread wakes a guest halted in HLT.
+    #[test]
+    fn test_com1_input_from_another_thread_wakes_hlt() {
+        use machine::{Board, BoardConfig};
+        let board = Board::new(BoardConfig {
+            memory: common::MEMORY,
+            bios: Some(com1_guest()),
+            serial_out: None,
+            trace_post: false,
+        })
+        .expect("board");
+        let (mut vcpu, _) = accel::create_vcpu(
+            AccelKind::Interp,
+            board.ram().clone(),
+            accel::EntryMode::Real,
+        )
+        .expect("interpreter");
+        vcpu.set_state(&firmware::reset_state());
+        let com1 = board.com1();
+        let control = board.control();
+        let feeder = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(30));
+            com1.lock().unwrap_or_else(|p| p.into_inner()).receive(b"A");
+            std::thread::sleep(TIMEOUT);
+            control.request_stop(StopReason::Timeout);
+        });
+        let start = std::time::Instant::now();
+        let reason = board.run(vcpu.as_mut()).expect("run");
+        let elapsed = start.elapsed();
+        assert_eq!(reason, StopReason::DebugExit(u32::from(b'A')));
+        assert!(elapsed >= Duration::from_millis(29), "{elapsed:?}");
+        assert!(
+            elapsed < Duration::from_secs(5),
+            "{elapsed:?}: the wake-up was late"
+        );
+        drop(feeder); // it only sleeps now; the process exit ends it
+    }
+
     #[test]
     fn test_cli_hlt_still_halts_forever() {
         let out = common::run_image(&common::reset_vector_rom(&[0xfa, 0xf4]), TIMEOUT);
