@@ -59,10 +59,14 @@ pub enum VcpuError {
     },
 }
 
-/// A cheap handle that makes a running vCPU return from `run` with `VcpuExit::Kicked` soon.
+/// A cheap handle that makes a running vCPU return from `run` with `VcpuExit::Kicked` soon,
+/// and through which the board asks for `VcpuExit::InterruptWindow` (an interrupt is pending
+/// but the guest has IF=0: return as soon as it can take it). Every engine checks both flags
+/// where it checks for kicks.
 #[derive(Clone, Debug, Default)]
 pub struct Kicker {
     flag: Arc<AtomicBool>,
+    window: Arc<AtomicBool>,
 }
 
 impl Kicker {
@@ -81,6 +85,16 @@ impl Kicker {
     /// Consume a pending kick.
     pub fn take(&self) -> bool {
         self.flag.swap(false, Ordering::AcqRel)
+    }
+    /// Ask for (`true`) or cancel the interrupt-window exit: while set, `run` returns
+    /// `VcpuExit::InterruptWindow` at the first point where the guest can take an external
+    /// interrupt. The flag stays set until the board clears it.
+    pub fn request_interrupt_window(&self, on: bool) {
+        self.window.store(on, Ordering::Release);
+    }
+    /// Whether the board asked for the interrupt-window exit.
+    pub fn interrupt_window_requested(&self) -> bool {
+        self.window.load(Ordering::Relaxed)
     }
 }
 

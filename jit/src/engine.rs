@@ -274,6 +274,9 @@ impl Engine {
         if self.kicker.take() {
             return Next::Exit(VcpuExit::Kicked);
         }
+        if self.kicker.interrupt_window_requested() && self.interp.interrupts_enabled() {
+            return Next::Exit(VcpuExit::InterruptWindow);
+        }
         if self.interp.state().halted {
             return Next::Exit(VcpuExit::Halted);
         }

@@ -2,19 +2,27 @@
 //! `layout` addresses, and the run loop that drives one vCPU of any engine.
 
 use std::io::Write;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
-use cpu::{GuestRam, Vcpu, VcpuError, VcpuExit, VmIo};
+use cpu::{GuestRam, VmIo};
 
-use crate::bus::{Bus, BusError};
-use crate::control::{StopReason, VmControl};
+use crate::bus::{Bus, BusDevice, BusError};
+use crate::clock::{Clock, HostClock};
+use crate::control::VmControl;
+use crate::devices::cmos_rtc::{self, CmosRtc};
 use crate::devices::debug_exit::DebugExit;
+use crate::devices::pit8254::{Pit8254, PitPortB, PitRegs};
 use crate::devices::post::PostPort;
 use crate::devices::reset_cf9::ResetControl;
 use crate::devices::uart16550::Uart16550;
-use crate::irq::NoIrq;
+use crate::interrupts::Interrupts;
 use crate::layout;
 use crate::memory::{GuestMemory, MemoryError};
+use crate::wakeup::Wakeup;
+
+#[path = "run_loop.rs"]
+mod run_loop;
 
 /// Board construction failures.
 #[derive(Debug, thiserror::Error)]
@@ -61,13 +69,35 @@ impl std::fmt::Debug for BoardConfig {
 }
 
 /// The machine: memory, buses, devices and the stop control.
-#[derive(Debug)]
 pub struct Board {
     memory: GuestMemory,
     pio: Bus,
     mmio: Bus,
     control: Arc<VmControl>,
     com1: Arc<Mutex<Uart16550>>,
+    /// Guest time for every timer device.
+    pub(crate) clock: Arc<dyn Clock>,
+    /// PIC pair, IOAPIC and local APIC.
+    pub(crate) hub: Arc<Interrupts>,
+    pub(crate) pit: Arc<Mutex<Pit8254>>,
+    pub(crate) rtc: Arc<Mutex<CmosRtc>>,
+    /// Wakes the halted run loop and the timer thread (interrupts, timer reprogramming,
+    /// stop requests).
+    pub(crate) wake: Arc<Wakeup>,
+    /// Set by the timer thread when it kicked the vCPU at a deadline; the run loop clears it
+    /// after polling the devices and pokes the timer thread to look at the next deadline.
+    pub(crate) timer_fired: AtomicBool,
+}
+
+impl std::fmt::Debug for Board {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Board")
+            .field("memory", &self.memory)
+            .field("pio", &self.pio)
+            .field("mmio", &self.mmio)
+            .field("hub", &self.hub)
+            .finish()
+    }
 }
 
 impl Board {
@@ -75,13 +105,46 @@ impl Board {
     pub fn new(cfg: BoardConfig) -> Result<Board, BoardError> {
         let memory = GuestMemory::new(cfg.memory, cfg.bios.as_deref())?;
         let control = Arc::new(VmControl::new());
+        let clock: Arc<dyn Clock> = Arc::new(HostClock::new());
+        let wake = Arc::new(Wakeup::new());
+        {
+            let w = wake.clone();
+            control.add_notify(Box::new(move || w.poke()));
+        }
         let mut pio = Bus::new("pio", 1);
-        let mmio = Bus::new("mmio", 4096);
-        let com1 = Arc::new(Mutex::new(Uart16550::new(cfg.serial_out, Arc::new(NoIrq))));
+        let mut mmio = Bus::new("mmio", 4096);
+        let hub = Interrupts::new(clock.clone());
+        hub.attach(&mut pio, &mut mmio)?;
+        let com1 = Arc::new(Mutex::new(Uart16550::new(
+            cfg.serial_out,
+            hub.isa_line(layout::irq::COM1),
+        )));
         pio.insert(
             u64::from(layout::COM1_PORT),
             u64::from(layout::COM1_LEN),
             com1.clone(),
+        )?;
+        let pit = Pit8254::new_shared(clock.clone(), hub.isa_line(layout::irq::PIT));
+        pio.insert(
+            u64::from(layout::PIT_PORT),
+            4,
+            Arc::new(Mutex::new(Retimed(PitRegs(pit.clone()), wake.clone()))),
+        )?;
+        pio.insert(
+            u64::from(layout::PORT_B),
+            1,
+            Arc::new(Mutex::new(PitPortB(pit.clone()))),
+        )?;
+        let start = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0));
+        let mut rtc = CmosRtc::new(start, clock.clone(), hub.isa_line(layout::irq::RTC));
+        fill_cmos_memory_size(&mut rtc, memory.size());
+        let rtc = Arc::new(Mutex::new(rtc));
+        pio.insert(
+            u64::from(layout::RTC_PORT),
+            2,
+            Arc::new(Mutex::new(Retimed(SharedRtc(rtc.clone()), wake.clone()))),
         )?;
         pio.insert(
             u64::from(layout::DEBUG_EXIT_PORT),
@@ -104,6 +167,12 @@ impl Board {
             mmio,
             control,
             com1,
+            clock,
+            hub,
+            pit,
+            rtc,
+            wake,
+            timer_fired: AtomicBool::new(false),
         })
     }
 
@@ -122,25 +191,73 @@ impl Board {
         self.com1.clone()
     }
 
-    /// Run `vcpu` until the machine stops.
-    pub fn run(&self, vcpu: &mut dyn Vcpu) -> Result<StopReason, VcpuError> {
-        self.control.add_kicker(vcpu.kicker());
-        loop {
-            if let Some(r) = self.control.stop_reason() {
-                return Ok(r);
-            }
-            match vcpu.run(self)? {
-                VcpuExit::Kicked | VcpuExit::InterruptWindow | VcpuExit::Debug => {}
-                VcpuExit::Shutdown => {
-                    self.control.request_stop(StopReason::TripleFault);
-                }
-                VcpuExit::Halted => {
-                    // This board has no interrupt controller yet, so nothing can wake a
-                    // halted processor: stop instead of hanging.
-                    self.control.request_stop(StopReason::HaltedForever);
-                }
-            }
-        }
+    /// The interrupt hub (PIC pair, IOAPIC, local APIC).
+    pub fn interrupts(&self) -> Arc<Interrupts> {
+        self.hub.clone()
+    }
+}
+
+/// Fill the CMOS memory-size bytes as a PC BIOS does: base memory 640 KiB, extended memory
+/// above 1 MiB in KiB (at most 63 MiB, twice), memory between 16 MiB and the hole in 64 KiB
+/// units, memory above 4 GiB in 64 KiB units (3 bytes); then the checksum.
+fn fill_cmos_memory_size(rtc: &mut CmosRtc, size: u64) {
+    let low = size.min(layout::LOW_MEM_LIMIT);
+    let high = size - low;
+    let base_kib = (layout::LOW_RAM_END >> 10) as u16;
+    let ext_kib = (low.saturating_sub(layout::HIGH_RAM_START) >> 10).min(0xfc00) as u16;
+    let above_16m = (low.saturating_sub(16 << 20) >> 16).min(0xffff) as u16;
+    let above_4g = (high >> 16).min(0xff_ffff) as u32;
+    let [b0, b1] = base_kib.to_le_bytes();
+    let [e0, e1] = ext_kib.to_le_bytes();
+    let [m0, m1] = above_16m.to_le_bytes();
+    let [h0, h1, h2, _] = above_4g.to_le_bytes();
+    for (i, v) in [
+        (cmos_rtc::CMOS_BASE_MEM_LO, b0),
+        (cmos_rtc::CMOS_BASE_MEM_HI, b1),
+        (cmos_rtc::CMOS_EXT_MEM_LO, e0),
+        (cmos_rtc::CMOS_EXT_MEM_HI, e1),
+        (cmos_rtc::CMOS_EXT_MEM2_LO, e0),
+        (cmos_rtc::CMOS_EXT_MEM2_HI, e1),
+        (cmos_rtc::CMOS_MEM_ABOVE_16M_LO, m0),
+        (cmos_rtc::CMOS_MEM_ABOVE_16M_HI, m1),
+        (cmos_rtc::CMOS_MEM_ABOVE_4G_LO, h0),
+        (cmos_rtc::CMOS_MEM_ABOVE_4G_MID, h1),
+        (cmos_rtc::CMOS_MEM_ABOVE_4G_HI, h2),
+    ] {
+        rtc.set_cmos_byte(i, v);
+    }
+    rtc.update_checksum();
+}
+
+/// The RTC shared between the bus and the board's poll loop.
+struct SharedRtc(Arc<Mutex<CmosRtc>>);
+
+impl BusDevice for SharedRtc {
+    fn read(&mut self, offset: u64, data: &mut [u8]) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .read(offset, data);
+    }
+    fn write(&mut self, offset: u64, data: &[u8]) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .write(offset, data);
+    }
+}
+
+/// A timer device's registers: after a guest write (which may move its next deadline) the
+/// timer thread is told to look again.
+struct Retimed<D>(D, Arc<Wakeup>);
+
+impl<D: BusDevice> BusDevice for Retimed<D> {
+    fn read(&mut self, offset: u64, data: &mut [u8]) {
+        self.0.read(offset, data);
+    }
+    fn write(&mut self, offset: u64, data: &[u8]) {
+        self.0.write(offset, data);
+        self.1.poke();
     }
 }
 
@@ -156,5 +273,11 @@ impl VmIo for Board {
     }
     fn mmio_write(&self, addr: u64, data: &[u8]) {
         self.mmio.write(addr, data);
+    }
+    fn msr_read(&self, index: u32, tsc: u64) -> Option<u64> {
+        self.hub.msr_read(index, tsc)
+    }
+    fn msr_write(&self, index: u32, value: u64, tsc: u64) -> bool {
+        self.hub.msr_write(index, value, tsc)
     }
 }

@@ -35,10 +35,20 @@ impl StopReason {
 }
 
 /// Shared stop request and the vCPU kickers it must reach.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct VmControl {
     reason: Mutex<Option<StopReason>>,
     kickers: Mutex<Vec<Kicker>>,
+    /// Called on a stop request, after the kicks (wakes a board waiting in HLT).
+    notifiers: Mutex<Vec<Box<dyn Fn() + Send + Sync>>>,
+}
+
+impl std::fmt::Debug for VmControl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VmControl")
+            .field("reason", &self.stop_reason())
+            .finish()
+    }
 }
 
 impl VmControl {
@@ -52,6 +62,14 @@ impl VmControl {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(k);
+    }
+    /// Register a callback run on every stop request (the board's halt wake-up). It must not
+    /// call back into this `VmControl`.
+    pub fn add_notify(&self, f: Box<dyn Fn() + Send + Sync>) {
+        self.notifiers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(f);
     }
     /// Ask the VM to stop; the first reason wins.
     pub fn request_stop(&self, reason: StopReason) {
@@ -68,6 +86,14 @@ impl VmControl {
             .iter()
         {
             k.kick();
+        }
+        for f in self
+            .notifiers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            f();
         }
     }
     /// The stop reason, if one was requested.

@@ -6,9 +6,11 @@ pub mod bus;
 pub mod clock;
 pub mod control;
 pub mod devices;
+pub mod interrupts;
 pub mod irq;
 pub mod layout;
 pub mod memory;
+pub mod wakeup;
 
 pub use board::{Board, BoardConfig, BoardError};
 pub use control::{StopReason, VmControl};

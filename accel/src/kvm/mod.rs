@@ -653,7 +653,10 @@ impl KvmVcpu {
                 self.kick.set_immediate_exit(0);
                 return Ok(VcpuExit::Kicked);
             }
-            if self.pending_irq.is_some() {
+            // The held vector, or the board's request (an interrupt pending while IF=0).
+            let want_window =
+                self.pending_irq.is_some() || self.kick.kicker.interrupt_window_requested();
+            if want_window {
                 self.vcpu.get_kvm_run().request_interrupt_window = 1;
             }
             self.runs += 1;

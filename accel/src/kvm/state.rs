@@ -376,6 +376,7 @@ mod tests {
             misc_enable: 0x81,
             tsc_aux: 9,
             tsc_offset: 1_000_000,
+            ..MsrState::default()
         };
         st.fpu = FpuState {
             fcw: 0x27f,

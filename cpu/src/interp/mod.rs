@@ -444,6 +444,9 @@ impl Vcpu for Interp {
             if self.kicker.take() {
                 return Ok(VcpuExit::Kicked);
             }
+            if self.kicker.interrupt_window_requested() && self.interrupts_enabled() {
+                return Ok(VcpuExit::InterruptWindow);
+            }
             if self.st.halted {
                 return Ok(VcpuExit::Halted);
             }

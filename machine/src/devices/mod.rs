@@ -5,6 +5,8 @@ pub mod acpi_pm;
 pub mod cmos_rtc;
 pub mod debug_exit;
 pub mod i8042;
+pub mod ioapic;
+pub mod lapic;
 pub mod pci_host;
 pub mod pic8259;
 pub mod pit8254;
