@@ -178,6 +178,13 @@ fn store(cx: &mut Cx, i: &Instruction, size: u32, v: u128) -> Result<(), Fault> 
     }
 }
 
+/// The instruction's imm8 (0 if it has none).
+fn imm8(i: &Instruction) -> u8 {
+    (0..i.op_count())
+        .find(|&n| i.op_kind(n) == OpKind::Immediate8)
+        .map_or(0, |n| i.immediate(n) as u8)
+}
+
 /// Lane `k` of `w` bytes of `v`.
 #[inline]
 fn lane(v: u128, w: u32, k: u32) -> u64 {

@@ -8,7 +8,7 @@ use iced_x86::{Instruction, Mnemonic};
 
 use super::super::cx::{Cx, mask};
 use super::softfloat::{self as sf, Env, F32, F64, Fmt};
-use super::{fp_report, lane, set_xmm, src, with_lane, xmm};
+use super::{fp_report, imm8, lane, set_xmm, src, with_lane, xmm};
 use crate::fault::Fault;
 use crate::state::flags;
 
@@ -100,7 +100,7 @@ pub fn exec(cx: &mut Cx, i: &Instruction) -> Result<(), Fault> {
         cx.st.rflags = (cx.st.rflags & !all) | zpc;
         return Ok(());
     }
-    let pred = (i.immediate(i.op_count().saturating_sub(1)) & 7) as u8;
+    let pred = imm8(i) & 7;
     let mut r = a;
     for k in 0..n {
         let x = lane(a, w, k);

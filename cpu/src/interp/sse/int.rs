@@ -8,7 +8,7 @@ use iced_x86::{Instruction, Mnemonic, OpKind};
 
 use super::super::cx::{mask, sext};
 use super::super::cx::Cx;
-use super::{lane, map2, set_xmm, src, xmm};
+use super::{imm8, lane, map2, set_xmm, src, xmm};
 use crate::fault::Fault;
 
 fn sat_s(v: i64, w: u32) -> u64 {
@@ -43,8 +43,8 @@ fn pack(a: u128, b: u128, w: u32, sat: fn(i64, u32) -> u64) -> u128 {
     let h = w / 2;
     let mut r = 0u128;
     for k in 0..n {
-        r |= u128::from(sat(s(lane(a, w, k), w), h)) << (k * h * 8);
-        r |= u128::from(sat(s(lane(b, w, k), w), h)) << ((k + n) * h * 8);
+        r |= u128::from(sat(s(lane(a, w, k), w), h) & mask(h)) << (k * h * 8);
+        r |= u128::from(sat(s(lane(b, w, k), w), h) & mask(h)) << ((k + n) * h * 8);
     }
     r
 }
@@ -67,11 +67,7 @@ pub fn exec(cx: &mut Cx, i: &Instruction) -> Result<(), Fault> {
     let d = i.op_register(0);
     let a = xmm(cx, d);
     let b = src(cx, i, 1)?;
-    let imm = if i.op_count() > 2 {
-        i.immediate(2) as u8
-    } else {
-        0
-    };
+    let imm = imm8(i);
     let r = match m {
         Paddb => map2(a, b, 1, u64::wrapping_add),
         Paddw => map2(a, b, 2, u64::wrapping_add),

@@ -5,7 +5,7 @@
 use iced_x86::{Instruction, Mnemonic, OpKind};
 
 use super::super::cx::{Cx, mask};
-use super::{lane, mem_lin, read_lin, set_xmm, src, store, with_lane, xmm};
+use super::{imm8, lane, mem_lin, read_lin, set_xmm, src, store, with_lane, xmm};
 use crate::fault::Fault;
 
 const LO64: u128 = u64::MAX as u128;
@@ -88,13 +88,13 @@ pub fn exec(cx: &mut Cx, i: &Instruction) -> Result<(), Fault> {
         Maskmovdqu => maskmovdqu(cx, i),
         Pextrw => {
             let s = src(cx, i, 1)?;
-            let v = lane(s, 2, (i.immediate(2) & 7) as u32);
+            let v = lane(s, 2, u32::from(imm8(i) & 7));
             store(cx, i, 2, u128::from(v))
         }
         Pinsrw => {
             let s = src(cx, i, 1)? as u64;
             let d = i.op_register(0);
-            let r = with_lane(xmm(cx, d), 2, (i.immediate(2) & 7) as u32, s);
+            let r = with_lane(xmm(cx, d), 2, u32::from(imm8(i) & 7), s);
             set_xmm(cx, d, r);
             Ok(())
         }

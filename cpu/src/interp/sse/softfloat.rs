@@ -474,17 +474,18 @@ pub fn compare(f: Fmt, a: u64, b: u64, env: &mut Env) -> Option<std::cmp::Orderi
 /// MINxx (`max` false) / MAXxx (`max` true): the second operand when either is a NaN or both
 /// are zeros; IE for any NaN.
 pub fn minmax(f: Fmt, a: u64, b: u64, max: bool, env: &mut Env) -> u64 {
-    if f.is_nan(a) || f.is_nan(b) {
+    let r = if f.is_nan(a) || f.is_nan(b) {
         env.flags |= IE;
-        return b;
-    }
-    let ord = compare(f, a, b, env);
-    let pick_a = match ord {
-        Some(std::cmp::Ordering::Greater) => max,
-        Some(std::cmp::Ordering::Less) => !max,
-        _ => false,
+        b
+    } else {
+        let pick_a = match compare(f, a, b, env) {
+            Some(std::cmp::Ordering::Greater) => max,
+            Some(std::cmp::Ordering::Less) => !max,
+            _ => false,
+        };
+        if pick_a { a } else { b }
     };
-    let r = if pick_a { a } else { b };
+    // The result is a source operand as read, i.e. after DAZ.
     if env.daz && f.is_denormal(r) {
         f.zero(f.sign(r))
     } else {
