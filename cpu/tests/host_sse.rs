@@ -245,7 +245,7 @@ fn int_val(rng: &mut Rng) -> u64 {
         1 => rng.value(),
         2 => {
             let b = rng.pick(&[0u64, 0x7f, 0x80, 0xff, 1, 0xfe, 0x81]);
-            b * 0x0101_0101_0101_0101 ^ (rng.next() & 0x0f00_00f0_0f00_0f00)
+            (b * 0x0101_0101_0101_0101) ^ (rng.next() & 0x0f00_00f0_0f00_0f00)
         }
         _ => rng.next(),
     }
@@ -264,7 +264,11 @@ fn xmm_val(elem: Elem, rng: &mut Rng) -> u128 {
         }
         Elem::Int => v = u128::from(int_val(rng)) | u128::from(int_val(rng)) << 64,
         Elem::Count => {
-            let c = if rng.one_in(5) { rng.value() } else { rng.below(70) };
+            let c = if rng.one_in(5) {
+                rng.value()
+            } else {
+                rng.below(70)
+            };
             v = u128::from(c) | u128::from(rng.next()) << 64;
         }
     }
@@ -377,7 +381,9 @@ fn run_guest(guest: &mut Guest, case: &Case, inp: &Inputs) -> Result<Block, Stri
     };
     let out = match guest.run_from(case, &input, &st) {
         GuestResult::Done(out) => out,
-        GuestResult::Fault { vector, .. } => return Err(format!("interpreter raised vector {vector}")),
+        GuestResult::Fault { vector, .. } => {
+            return Err(format!("interpreter raised vector {vector}"));
+        }
     };
     let fpu = guest.interp.state().fpu;
     let mut b = Block {
@@ -533,7 +539,7 @@ fn guest_once(
     mxcsr: u32,
     mem_off: u64,
     tweak: impl Fn(&mut cpu::CpuState),
-) -> (Option<u64>, cpu::CpuState) {
+) -> (Option<u64>, cpu::CpuState, Guest) {
     let mut guest = Guest::new();
     let case = Case::from_bytes(bytes.to_vec(), 1 << 3 | 1 << 7, Some(mem_off));
     guest.load(&case);
@@ -548,7 +554,9 @@ fn guest_once(
     gpr[3] = mem_off;
     gpr[7] = mem_off;
     let mut data = vec![0u8; DATA];
-    data[mem_off as usize..mem_off as usize + 4].copy_from_slice(&0x1f80u32.to_le_bytes());
+    if let Some(d) = data.get_mut(mem_off as usize..mem_off as usize + 4) {
+        d.copy_from_slice(&0x1f80u32.to_le_bytes());
+    }
     let input = Input {
         gpr,
         rflags: 0,
@@ -568,7 +576,7 @@ fn guest_once(
         r.is_some() || !(HANDLERS..HANDLERS + 512).contains(&st.rip),
         "retired"
     );
-    (r, st)
+    (r, st, guest)
 }
 
 #[cfg(test)]
@@ -611,21 +619,23 @@ mod tests {
 
     #[test]
     fn test_sse_ud_without_osfxsr_or_with_em() {
-        let (v, _) = guest_once(&DIVPS, [ONE; 8], 0x1f80, BASE_OFF, |st| {
+        let (v, _, _) = guest_once(&DIVPS, [ONE; 8], 0x1f80, BASE_OFF, |st| {
             st.cr4 &= !cr::CR4_OSFXSR
         });
         assert_eq!(v, Some(6));
-        let (v, _) = guest_once(&DIVPS, [ONE; 8], 0x1f80, BASE_OFF, |st| {
+        let (v, _, _) = guest_once(&DIVPS, [ONE; 8], 0x1f80, BASE_OFF, |st| {
             st.cr0 |= cr::CR0_EM | cr::CR0_TS
         });
         assert_eq!(v, Some(6), "#UD has priority over #NM");
-        let (v, _) = guest_once(&DIVPS, [ONE; 8], 0x1f80, BASE_OFF, |_| {});
+        let (v, _, _) = guest_once(&DIVPS, [ONE; 8], 0x1f80, BASE_OFF, |_| {});
         assert_eq!(v, None);
     }
 
     #[test]
     fn test_sse_nm_with_ts() {
-        let (v, st) = guest_once(&DIVPS, [ONE; 8], 0x1f80, BASE_OFF, |st| st.cr0 |= cr::CR0_TS);
+        let (v, st, _) = guest_once(&DIVPS, [ONE; 8], 0x1f80, BASE_OFF, |st| {
+            st.cr0 |= cr::CR0_TS
+        });
         assert_eq!(v, Some(7));
         assert_eq!(u128::from_le_bytes(st.fpu.xmm[0]), ONE);
     }
@@ -643,7 +653,7 @@ mod tests {
             // addss xmm0, [rbx+1]: scalar, no alignment rule.
             (&[0xf3, 0x0f, 0x58, 0x43, 0x01][..], false),
         ] {
-            let (v, _) = guest_once(bytes, [0; 8], 0x1f80, BASE_OFF, |_| {});
+            let (v, _, _) = guest_once(bytes, [0; 8], 0x1f80, BASE_OFF, |_| {});
             assert_eq!(v, fault.then_some(13), "{bytes:02x?}");
         }
     }
@@ -652,30 +662,54 @@ mod tests {
     fn test_sse_unmasked_exception_xm_or_ud() {
         // 1/0 with ZM clear: #XM with OSXMMEXCPT, #UD without; ZE set, destination kept.
         let xmm = [ONE, 0, 0, 0, 0, 0, 0, 0];
-        let (v, st) = guest_once(&DIVPS, xmm, 0x1f80 & !(1 << 9), BASE_OFF, |_| {});
+        let (v, st, _) = guest_once(&DIVPS, xmm, 0x1f80 & !(1 << 9), BASE_OFF, |_| {});
         assert_eq!(v, Some(19));
         assert_eq!(u128::from_le_bytes(st.fpu.xmm[0]), ONE);
         assert_ne!(st.fpu.mxcsr & 4, 0, "ZE set");
-        let (v, _) = guest_once(&DIVPS, xmm, 0x1f80 & !(1 << 9), BASE_OFF, |st| {
+        let (v, _, _) = guest_once(&DIVPS, xmm, 0x1f80 & !(1 << 9), BASE_OFF, |st| {
             st.cr4 &= !cr::CR4_OSXMMEXCPT
         });
         assert_eq!(v, Some(6));
         // Masked: no fault, infinity written.
-        let (v, st) = guest_once(&DIVPS, xmm, 0x1f80, BASE_OFF, |_| {});
+        let (v, st, _) = guest_once(&DIVPS, xmm, 0x1f80, BASE_OFF, |_| {});
         assert_eq!(v, None);
-        assert_eq!(u128::from_le_bytes(st.fpu.xmm[0]) & 0xffff_ffff, 0x7f80_0000);
+        assert_eq!(
+            u128::from_le_bytes(st.fpu.xmm[0]) & 0xffff_ffff,
+            0x7f80_0000
+        );
         // Unmasked precision on 1/3.
         let xmm = [ONE, 0x4040_0000, 0, 0, 0, 0, 0, 0];
-        let (v, st) = guest_once(&DIVPS, xmm, 0x1f80 & !(1 << 12), BASE_OFF, |_| {});
+        let (v, st, _) = guest_once(&DIVPS, xmm, 0x1f80 & !(1 << 12), BASE_OFF, |_| {});
         assert_eq!(v, Some(19));
         assert_ne!(st.fpu.mxcsr & 0x20, 0, "PE set");
+    }
+
+    #[test]
+    fn test_sse_page_faults_leave_state() {
+        // The scratch mapping ends at 4 MiB (GUEST_SCRATCH + 0x20_0000): nothing above.
+        let end = 0x20_0000u64;
+        // movaps xmm0, [rbx]
+        let (v, st, _) = guest_once(&[0x0f, 0x28, 0x03], [ONE; 8], 0x1f80, end, |_| {});
+        assert_eq!((v, st.cr2), (Some(14), end + harness::GUEST_SCRATCH));
+        assert_eq!(u128::from_le_bytes(st.fpu.xmm[0]), ONE);
+        // movups [rbx], xmm1 straddling the end: no byte of the mapped half is written.
+        let (v, st, guest) =
+            guest_once(&[0x0f, 0x11, 0x0b], [u128::MAX; 8], 0x1f80, end - 8, |_| {});
+        assert_eq!((v, st.cr2), (Some(14), end + harness::GUEST_SCRATCH));
+        let mut mapped = [0xaau8; 8];
+        assert!(
+            guest
+                .ram
+                .read(harness::GUEST_SCRATCH + end - 8, &mut mapped)
+        );
+        assert_eq!(mapped, [0; 8]);
     }
 
     #[test]
     fn test_sse_ldmxcsr_reserved_bits_gp() {
         // ldmxcsr [rbx]; the memory holds 0x1f80, then a reserved bit.
         let ld = [0x0f, 0xae, 0x13];
-        let (v, st) = guest_once(&ld, [0; 8], 0x1f80 | 0x6000, BASE_OFF, |_| {});
+        let (v, st, _) = guest_once(&ld, [0; 8], 0x1f80 | 0x6000, BASE_OFF, |_| {});
         assert_eq!(v, None);
         assert_eq!(st.fpu.mxcsr, 0x1f80);
         let mut guest = Guest::new();
@@ -684,8 +718,7 @@ mod tests {
         let mut st = guest.base;
         st.cr4 |= cr::CR4_OSFXSR;
         let mut data = vec![0u8; DATA];
-        data[BASE_OFF as usize..BASE_OFF as usize + 4]
-            .copy_from_slice(&0x1_1f80u32.to_le_bytes());
+        data[BASE_OFF as usize..BASE_OFF as usize + 4].copy_from_slice(&0x1_1f80u32.to_le_bytes());
         let mut gpr = [0u64; 16];
         gpr[3] = BASE_OFF;
         let input = Input {

@@ -34,20 +34,19 @@ fn family(m: Mnemonic) -> Option<Family> {
         Paddb | Paddw | Paddd | Paddq | Psubb | Psubw | Psubd | Psubq | Paddsb | Paddsw
         | Paddusb | Paddusw | Psubsb | Psubsw | Psubusb | Psubusw | Pmullw | Pmulhw | Pmulhuw
         | Pmuludq | Pmaddwd | Psadbw | Pavgb | Pavgw | Pminub | Pmaxub | Pminsw | Pmaxsw
-        | Pcmpeqb | Pcmpeqw | Pcmpeqd | Pcmpgtb | Pcmpgtw | Pcmpgtd | Pand | Pandn | Por
-        | Pxor | Psllw | Pslld | Psllq | Psrlw | Psrld | Psrlq | Psraw | Psrad | Pslldq
-        | Psrldq | Punpcklbw | Punpcklwd | Punpckldq | Punpcklqdq | Punpckhbw | Punpckhwd
-        | Punpckhdq | Punpckhqdq | Packsswb | Packssdw | Packuswb | Pshufd | Pshufhw
-        | Pshuflw | Andps | Andpd | Andnps | Andnpd | Orps | Orpd | Xorps | Xorpd | Shufps
-        | Shufpd | Unpcklps | Unpckhps | Unpcklpd | Unpckhpd => Family::Int,
+        | Pcmpeqb | Pcmpeqw | Pcmpeqd | Pcmpgtb | Pcmpgtw | Pcmpgtd | Pand | Pandn | Por | Pxor
+        | Psllw | Pslld | Psllq | Psrlw | Psrld | Psrlq | Psraw | Psrad | Pslldq | Psrldq
+        | Punpcklbw | Punpcklwd | Punpckldq | Punpcklqdq | Punpckhbw | Punpckhwd | Punpckhdq
+        | Punpckhqdq | Packsswb | Packssdw | Packuswb | Pshufd | Pshufhw | Pshuflw | Andps
+        | Andpd | Andnps | Andnpd | Orps | Orpd | Xorps | Xorpd | Shufps | Shufpd | Unpcklps
+        | Unpckhps | Unpcklpd | Unpckhpd => Family::Int,
         Addps | Addss | Addpd | Addsd | Subps | Subss | Subpd | Subsd | Mulps | Mulss | Mulpd
-        | Mulsd | Divps | Divss | Divpd | Divsd | Minps | Minss | Minpd | Minsd | Maxps
-        | Maxss | Maxpd | Maxsd | Sqrtps | Sqrtss | Sqrtpd | Sqrtsd | Rcpps | Rcpss
-        | Rsqrtps | Rsqrtss | Cmpps | Cmpss | Cmppd | Cmpsd | Comiss | Ucomiss | Comisd
-        | Ucomisd => Family::Fp,
-        Cvtsi2ss | Cvtsi2sd | Cvtss2si | Cvtsd2si | Cvttss2si | Cvttsd2si | Cvtps2pd
-        | Cvtpd2ps | Cvtss2sd | Cvtsd2ss | Cvtdq2ps | Cvtps2dq | Cvttps2dq | Cvtdq2pd
-        | Cvtpd2dq | Cvttpd2dq => Family::Cvt,
+        | Mulsd | Divps | Divss | Divpd | Divsd | Minps | Minss | Minpd | Minsd | Maxps | Maxss
+        | Maxpd | Maxsd | Sqrtps | Sqrtss | Sqrtpd | Sqrtsd | Rcpps | Rcpss | Rsqrtps | Rsqrtss
+        | Cmpps | Cmpss | Cmppd | Cmpsd | Comiss | Ucomiss | Comisd | Ucomisd => Family::Fp,
+        Cvtsi2ss | Cvtsi2sd | Cvtss2si | Cvtsd2si | Cvttss2si | Cvttsd2si | Cvtps2pd | Cvtpd2ps
+        | Cvtss2sd | Cvtsd2ss | Cvtdq2ps | Cvtps2dq | Cvttps2dq | Cvtdq2pd | Cvtpd2dq
+        | Cvttpd2dq => Family::Cvt,
         _ => return None,
     })
 }
@@ -64,8 +63,8 @@ pub fn exec(cx: &mut Cx, i: &Instruction) -> Option<Result<(), Fault>> {
     }
     let fam = family(m)?;
     // The MMX forms share these mnemonics; they are not implemented here.
-    let mmx = (0..i.op_count())
-        .any(|n| i.op_kind(n) == OpKind::Register && i.op_register(n).is_mm());
+    let mmx =
+        (0..i.op_count()).any(|n| i.op_kind(n) == OpKind::Register && i.op_register(n).is_mm());
     if mmx || (m == Mnemonic::Movsd && i.is_string_instruction()) {
         return None;
     }
@@ -211,12 +210,21 @@ fn map2(a: u128, b: u128, w: u32, f: impl Fn(u64, u64) -> u64) -> u128 {
 
 // ---- SIMD floating-point exceptions ------------------------------------------------------
 
-/// Report the flags an instruction raised: if any is unmasked, set them all and raise #XM
-/// (CR4.OSXMMEXCPT set) or #UD, leaving the destination alone; else OR them into MXCSR.
+/// Report the flags an instruction raised (SDM Vol. 1 §11.5.1): with none unmasked they are
+/// ORed into MXCSR. Otherwise the destination is left alone and #XM (CR4.OSXMMEXCPT set) or
+/// #UD is raised; an unmasked pre-computation exception (IE, DE, ZE) stops the instruction
+/// before post-computation ones (OE, UE, PE) are detected, so only the former are recorded.
 fn fp_report(cx: &mut Cx, flags: u32) -> Result<(), Fault> {
+    use softfloat::{DE, IE, ZE};
     let mx = cx.st.fpu.mxcsr;
-    cx.st.fpu.mxcsr = mx | (flags & 0x3f);
-    if flags & !(mx >> 7) & 0x3f != 0 {
+    let unmasked = flags & !(mx >> 7) & 0x3f;
+    let pre = flags & (IE | DE | ZE);
+    if unmasked & pre != 0 {
+        cx.st.fpu.mxcsr = mx | pre;
+    } else {
+        cx.st.fpu.mxcsr = mx | (flags & 0x3f);
+    }
+    if unmasked != 0 {
         return Err(if cx.st.cr4 & cr::CR4_OSXMMEXCPT != 0 {
             Fault::XM
         } else {

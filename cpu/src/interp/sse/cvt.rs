@@ -24,7 +24,11 @@ pub fn exec(cx: &mut Cx, i: &Instruction) -> Result<(), Fault> {
             } else {
                 F64
             };
-            let x = if f == F32 { lane(b, 4, 0) } else { lane(b, 8, 0) };
+            let x = if f == F32 {
+                lane(b, 4, 0)
+            } else {
+                lane(b, 8, 0)
+            };
             let bits = d.size() as u32 * 8;
             let rc = if matches!(m, Cvttss2si | Cvttsd2si) {
                 sf::RC_ZERO

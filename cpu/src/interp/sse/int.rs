@@ -6,8 +6,8 @@
 
 use iced_x86::{Instruction, Mnemonic, OpKind};
 
-use super::super::cx::{mask, sext};
 use super::super::cx::Cx;
+use super::super::cx::{mask, sext};
 use super::{imm8, lane, map2, set_xmm, src, xmm};
 use crate::fault::Fault;
 

@@ -37,7 +37,10 @@ pub struct Fmt {
 }
 
 /// IEEE binary32.
-pub const F32: Fmt = Fmt { ebits: 8, fbits: 23 };
+pub const F32: Fmt = Fmt {
+    ebits: 8,
+    fbits: 23,
+};
 /// IEEE binary64.
 pub const F64: Fmt = Fmt {
     ebits: 11,
@@ -214,11 +217,7 @@ fn rnd(sig: u128, shift: u32, sign: bool, rc: u32) -> (u128, bool) {
         let rem = sig & ((1u128 << shift) - 1);
         let half = 1u128 << (shift - 1);
         let kept = sig >> shift;
-        (
-            kept,
-            rem > half || (rem == half && kept & 1 == 1),
-            rem != 0,
-        )
+        (kept, rem > half || (rem == half && kept & 1 == 1), rem != 0)
     };
     let up = match rc {
         RC_NEAREST => up_nearest,
@@ -253,7 +252,11 @@ pub fn round_pack(f: Fmt, sign: bool, exp: i32, sig: u128, env: &mut Env) -> u64
             RC_UP => !sign,
             _ => false,
         };
-        return if to_inf { f.inf(sign) } else { f.max_finite(sign) };
+        return if to_inf {
+            f.inf(sign)
+        } else {
+            f.max_finite(sign)
+        };
     }
     if e >= emin {
         let m = if carried { m >> 1 } else { m } as u64;
@@ -267,7 +270,9 @@ pub fn round_pack(f: Fmt, sign: bool, exp: i32, sig: u128, env: &mut Env) -> u64
         env.flags |= UE | PE;
         return f.zero(sign);
     }
-    let shift = (128 - p).saturating_add(emin.wrapping_sub(e) as u32).min(200);
+    let shift = (128 - p)
+        .saturating_add(emin.wrapping_sub(e) as u32)
+        .min(200);
     let (md, inex) = rnd(sig, shift, sign, env.rc);
     if inex {
         env.flags |= PE;
@@ -309,9 +314,11 @@ pub fn add(f: Fmt, a: u64, b: u64, sub: bool, env: &mut Env) -> u64 {
         (Kind::Inf, Kind::Inf) if x.sign != ys => invalid(f, env),
         (Kind::Inf, _) => f.inf(x.sign),
         (_, Kind::Inf) => f.inf(ys),
-        (Kind::Zero, Kind::Zero) => {
-            f.zero(if x.sign == ys { x.sign } else { env.rc == RC_DOWN })
-        }
+        (Kind::Zero, Kind::Zero) => f.zero(if x.sign == ys {
+            x.sign
+        } else {
+            env.rc == RC_DOWN
+        }),
         (Kind::Zero, _) => round_pack(f, ys, y.exp - 63, u128::from(y.sig), env),
         (_, Kind::Zero) => round_pack(f, x.sign, x.exp - 63, u128::from(x.sig), env),
         _ => {
@@ -581,7 +588,17 @@ mod tests {
 
     #[test]
     fn test_softfloat_matches_host_nearest() {
-        let vals = [1.0f64, 3.0, 0.1, -2.5, 1e300, 1e-310, 7.0, 1.0 / 3.0, 123456.789];
+        let vals = [
+            1.0f64,
+            3.0,
+            0.1,
+            -2.5,
+            1e300,
+            1e-310,
+            7.0,
+            1.0 / 3.0,
+            123456.789,
+        ];
         for &a in &vals {
             for &b in &vals {
                 let mut e = env();
@@ -594,7 +611,11 @@ mod tests {
             }
             if a > 0.0 {
                 let mut e = env();
-                assert_eq!(sqrt(F64, a.to_bits(), &mut e), a.sqrt().to_bits(), "sqrt {a}");
+                assert_eq!(
+                    sqrt(F64, a.to_bits(), &mut e),
+                    a.sqrt().to_bits(),
+                    "sqrt {a}"
+                );
             }
         }
     }
@@ -605,10 +626,19 @@ mod tests {
         div(F32, 1.0f32.to_bits().into(), 0, &mut e);
         assert_eq!(e.flags, ZE);
         let mut e = env();
-        add(F32, 0.1f32.to_bits().into(), 0.2f32.to_bits().into(), false, &mut e);
+        add(
+            F32,
+            0.1f32.to_bits().into(),
+            0.2f32.to_bits().into(),
+            false,
+            &mut e,
+        );
         assert_eq!(e.flags, PE);
         let mut e = env();
-        assert_eq!(to_int(F64, 1e20f64.to_bits(), 32, RC_ZERO, &mut e), 0x8000_0000);
+        assert_eq!(
+            to_int(F64, 1e20f64.to_bits(), 32, RC_ZERO, &mut e),
+            0x8000_0000
+        );
         assert_eq!(e.flags, IE);
     }
 }
