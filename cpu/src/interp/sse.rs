@@ -7,6 +7,7 @@ mod cvt;
 mod fp;
 mod int;
 mod mov;
+mod nearest;
 pub mod softfloat;
 
 use iced_x86::{EncodingKind, Instruction, Mnemonic, OpKind, Register};

@@ -7,6 +7,7 @@ use std::cmp::Ordering;
 use iced_x86::{Instruction, Mnemonic};
 
 use super::super::cx::{Cx, mask};
+use super::nearest::{Arith, try_fast};
 use super::softfloat::{self as sf, Env, F32, F64, Fmt};
 use super::{fp_report, imm8, lane, set_xmm, src, with_lane, xmm};
 use crate::fault::Fault;
@@ -105,6 +106,18 @@ pub fn exec(cx: &mut Cx, i: &Instruction) -> Result<(), Fault> {
     for k in 0..n {
         let x = lane(a, w, k);
         let y = lane(b, w, k);
+        let arith = match m {
+            Addps | Addss | Addpd | Addsd => Some(Arith::Add),
+            Subps | Subss | Subpd | Subsd => Some(Arith::Sub),
+            Mulps | Mulss | Mulpd | Mulsd => Some(Arith::Mul),
+            Divps | Divss | Divpd | Divsd => Some(Arith::Div),
+            Sqrtps | Sqrtss | Sqrtpd | Sqrtsd => Some(Arith::Sqrt),
+            _ => None,
+        };
+        if let Some(v) = arith.and_then(|op| try_fast(f, op, x, y, &mut env)) {
+            r = with_lane(r, w, k, v);
+            continue;
+        }
         let v = match m {
             Addps | Addss | Addpd | Addsd => sf::add(f, x, y, false, &mut env),
             Subps | Subss | Subpd | Subsd => sf::add(f, x, y, true, &mut env),
