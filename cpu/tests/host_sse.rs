@@ -170,8 +170,8 @@ fn random_encoding(op: &Op, rng: &mut Rng) -> (Vec<u8>, u8) {
         RmF::GprMem => Rm::Reg(rng.below(3) as u8),
     };
     let imm = match op.name {
-        // Predicates 0-7 (legacy CMPxx ignores bits 3-7).
-        n if n.starts_with("cmp") => rng.below(8) as u8,
+        // Any imm8: the legacy CMPxx forms use predicates 0-7 and ignore bits 3-7.
+        n if n.starts_with("cmp") => rng.next() as u8,
         n if n.starts_with("ps") => {
             if rng.one_in(4) {
                 rng.next() as u8
