@@ -604,11 +604,8 @@ mod tests {
         check("sse mov", table::MOV, 16, 60, 4);
     }
 
-    /// CMPSD with XMM operands (F2 0F C2) shares its mnemonic with the string compare, and
-    /// interp/mod.rs dispatches every CMPSD to string.rs; this passes once the dispatch checks
-    /// `is_string_instruction` as it already does for MOVSD.
+    /// CMPSD with XMM operands (F2 0F C2) shares its mnemonic with the string compare.
     #[test]
-    #[ignore = "interp/mod.rs routes SSE2 CMPSD to the string instruction"]
     fn test_host_sse_cmpsd_matches() {
         check("sse cmpsd", &[table::CMPSD], 24, 100, 5);
     }
