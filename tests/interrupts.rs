@@ -386,6 +386,23 @@ mod tests {
         drop(feeder); // it only sleeps now; the process exit ends it
     }
 
+    /// `sti; hlt` with no interrupt source sleeps, and a stop request (here the timeout)
+    /// still ends it promptly.
+    #[test]
+    fn test_sti_hlt_sleeps_until_the_timeout() {
+        let out = common::run_image(
+            &common::reset_vector_rom(&[0xfb, 0xf4, 0xeb, 0xfc]),
+            Duration::from_millis(50),
+        );
+        assert_eq!(out.reason, StopReason::Timeout);
+        assert!(
+            out.elapsed >= Duration::from_millis(49),
+            "{:?}",
+            out.elapsed
+        );
+        assert!(out.elapsed < Duration::from_secs(2), "{:?}", out.elapsed);
+    }
+
     #[test]
     fn test_cli_hlt_still_halts_forever() {
         let out = common::run_image(&common::reset_vector_rom(&[0xfa, 0xf4]), TIMEOUT);

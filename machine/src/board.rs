@@ -12,7 +12,7 @@ use crate::clock::{Clock, HostClock};
 use crate::control::VmControl;
 use crate::devices::cmos_rtc::{self, CmosRtc};
 use crate::devices::debug_exit::DebugExit;
-use crate::devices::pit8254::{Pit8254, PitPortB, PitRegs};
+use crate::devices::pit8254::{self, Pit8254, PitPortB, PitRegs};
 use crate::devices::post::PostPort;
 use crate::devices::reset_cf9::ResetControl;
 use crate::devices::uart16550::Uart16550;
@@ -128,7 +128,12 @@ impl Board {
         pio.insert(
             u64::from(layout::PIT_PORT),
             4,
-            Arc::new(Mutex::new(Retimed(PitRegs(pit.clone()), wake.clone()))),
+            // Counter 0 and the control word decide IRQ0's timing.
+            Arc::new(Mutex::new(Retimed(
+                PitRegs(pit.clone()),
+                wake.clone(),
+                (1 << pit8254::COUNTER0) | (1 << pit8254::CONTROL),
+            ))),
         )?;
         pio.insert(
             u64::from(layout::PORT_B),
@@ -144,7 +149,12 @@ impl Board {
         pio.insert(
             u64::from(layout::RTC_PORT),
             2,
-            Arc::new(Mutex::new(Retimed(SharedRtc(rtc.clone()), wake.clone()))),
+            // Only data writes (registers A and B) change when the RTC interrupts next.
+            Arc::new(Mutex::new(Retimed(
+                SharedRtc(rtc.clone()),
+                wake.clone(),
+                1 << cmos_rtc::DATA,
+            ))),
         )?;
         pio.insert(
             u64::from(layout::DEBUG_EXIT_PORT),
@@ -247,9 +257,9 @@ impl BusDevice for SharedRtc {
     }
 }
 
-/// A timer device's registers: after a guest write (which may move its next deadline) the
-/// timer thread is told to look again.
-struct Retimed<D>(D, Arc<Wakeup>);
+/// A timer device's registers: after a guest write to an offset in the bit mask `.2` (one that
+/// may move the device's next deadline) the timer thread is told to look again.
+struct Retimed<D>(D, Arc<Wakeup>, u64);
 
 impl<D: BusDevice> BusDevice for Retimed<D> {
     fn read(&mut self, offset: u64, data: &mut [u8]) {
@@ -257,7 +267,9 @@ impl<D: BusDevice> BusDevice for Retimed<D> {
     }
     fn write(&mut self, offset: u64, data: &[u8]) {
         self.0.write(offset, data);
-        self.1.poke();
+        if offset < 64 && self.2 & (1 << offset) != 0 {
+            self.1.poke();
+        }
     }
 }
 
