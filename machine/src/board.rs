@@ -10,8 +10,11 @@ use cpu::{GuestRam, VmIo};
 use crate::bus::{Bus, BusDevice, BusError};
 use crate::clock::{Clock, HostClock};
 use crate::control::VmControl;
+use crate::devices::acpi_pm::{self, AcpiPm};
 use crate::devices::cmos_rtc::{self, CmosRtc};
 use crate::devices::debug_exit::DebugExit;
+use crate::devices::i8042::{I8042, I8042Command, I8042Data};
+use crate::devices::pci_host::{self, PciConfigAddress, PciConfigData, PciHost};
 use crate::devices::pit8254::{self, Pit8254, PitPortB, PitRegs};
 use crate::devices::post::PostPort;
 use crate::devices::reset_cf9::ResetControl;
@@ -81,6 +84,8 @@ pub struct Board {
     pub(crate) hub: Arc<Interrupts>,
     pub(crate) pit: Arc<Mutex<Pit8254>>,
     pub(crate) rtc: Arc<Mutex<CmosRtc>>,
+    /// ACPI PM block (its timer can raise the SCI).
+    pub(crate) pm: Arc<Mutex<AcpiPm>>,
     /// Wakes the halted run loop and the timer thread (interrupts, timer reprogramming,
     /// stop requests).
     pub(crate) wake: Arc<Wakeup>,
@@ -151,10 +156,52 @@ impl Board {
             2,
             // Only data writes (registers A and B) change when the RTC interrupts next.
             Arc::new(Mutex::new(Retimed(
-                SharedRtc(rtc.clone()),
+                Shared(rtc.clone()),
                 wake.clone(),
                 1 << cmos_rtc::DATA,
             ))),
+        )?;
+        let pm = AcpiPm::new_shared(
+            clock.clone(),
+            hub.isa_line(layout::irq::SCI),
+            control.clone(),
+        );
+        pio.insert(
+            u64::from(layout::ACPI_PM_PORT),
+            u64::from(layout::ACPI_PM_LEN),
+            // Enabling the timer's SCI changes when the PM block needs a poll next.
+            Arc::new(Mutex::new(Retimed(
+                Shared(pm.clone()),
+                wake.clone(),
+                (1 << acpi_pm::PM1_STS) | (1 << acpi_pm::PM1_EN),
+            ))),
+        )?;
+        let kbc = I8042::new_shared(
+            hub.isa_line(layout::irq::KEYBOARD),
+            hub.isa_line(layout::irq::MOUSE),
+            control.clone(),
+        );
+        pio.insert(
+            u64::from(layout::I8042_DATA_PORT),
+            1,
+            Arc::new(Mutex::new(I8042Data(kbc.clone()))),
+        )?;
+        pio.insert(
+            u64::from(layout::I8042_CMD_PORT),
+            1,
+            Arc::new(Mutex::new(I8042Command(kbc))),
+        )?;
+        let pci = PciHost::new_shared();
+        // CONFIG_ADDRESS takes the dword access at 0xcf8; 0xcf9 is the reset register.
+        pio.insert(
+            u64::from(layout::PCI_CONFIG_PORT),
+            1,
+            Arc::new(Mutex::new(PciConfigAddress(pci.clone()))),
+        )?;
+        pio.insert(
+            u64::from(layout::PCI_CONFIG_PORT) + 4,
+            pci_host::CONFIG_DATA_LEN,
+            Arc::new(Mutex::new(PciConfigData(pci))),
         )?;
         pio.insert(
             u64::from(layout::DEBUG_EXIT_PORT),
@@ -181,6 +228,7 @@ impl Board {
             hub,
             pit,
             rtc,
+            pm,
             wake,
             timer_fired: AtomicBool::new(false),
         })
@@ -239,10 +287,10 @@ fn fill_cmos_memory_size(rtc: &mut CmosRtc, size: u64) {
     rtc.update_checksum();
 }
 
-/// The RTC shared between the bus and the board's poll loop.
-struct SharedRtc(Arc<Mutex<CmosRtc>>);
+/// A device shared between the bus and the board's poll loop (the RTC, the ACPI PM block).
+struct Shared<T>(Arc<Mutex<T>>);
 
-impl BusDevice for SharedRtc {
+impl<T: BusDevice> BusDevice for Shared<T> {
     fn read(&mut self, offset: u64, data: &mut [u8]) {
         self.0
             .lock()

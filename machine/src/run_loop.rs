@@ -60,14 +60,20 @@ impl Board {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .next_event_ns();
+        let pm = self
+            .pm
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .next_event_ns();
         let apic = self.hub.next_event_ns();
-        [pit, rtc, apic].into_iter().flatten().min()
+        [pit, rtc, pm, apic].into_iter().flatten().min()
     }
 
     /// Bring every timer device up to now (raising their interrupt lines).
     fn poll_devices(&self) {
         self.pit.lock().unwrap_or_else(|p| p.into_inner()).poll();
         self.rtc.lock().unwrap_or_else(|p| p.into_inner()).poll();
+        self.pm.lock().unwrap_or_else(|p| p.into_inner()).poll();
         self.hub.poll();
         if self.timer_fired.swap(false, Ordering::AcqRel) {
             // The timer thread waits for this before it looks at the next deadline.
