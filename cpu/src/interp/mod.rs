@@ -401,8 +401,8 @@ pub fn execute(cx: &mut Cx, i: &Instruction, bytes: &[u8]) -> Result<(), Fault> 
         Jo | Jno | Jb | Jae | Je | Jne | Jbe | Ja | Js | Jns | Jp | Jnp | Jl | Jge | Jle | Jg
         | Jmp | Call | Ret | Loop | Loope | Loopne | Jcxz | Jecxz | Jrcxz => branch::exec(cx, i),
         Movsb | Movsw | Movsq | Stosb | Stosw | Stosd | Stosq | Lodsb | Lodsw | Lodsd | Lodsq
-        | Cmpsb | Cmpsw | Cmpsq | Scasb | Scasw | Scasd | Scasq | Insb | Insw | Insd
-        | Outsb | Outsw | Outsd => string::exec(cx, i),
+        | Cmpsb | Cmpsw | Cmpsq | Scasb | Scasw | Scasd | Scasq | Insb | Insw | Insd | Outsb
+        | Outsw | Outsd => string::exec(cx, i),
         // MOVSD and CMPSD are also SSE2 mnemonics (scalar double move and compare).
         Movsd | Cmpsd if i.is_string_instruction() => string::exec(cx, i),
         Lahf | Sahf | Clc | Stc | Cmc | Cld | Std | Cli | Sti => flagops::exec(cx, i),
