@@ -15,7 +15,7 @@ pub struct Cli {
 
 const EXIT_HELP: &str = "\
 Exit status:
-  0    the guest powered off (or reset: vx does not reboot)
+  0    the guest powered off (ACPI S5, Linux `poweroff`), or reset (vx does not reboot)
   2v+1 the guest wrote v to the debug-exit port 0xf4 (QEMU isa-debug-exit)
   2    bad command line or unusable input file
   3    the guest triple-faulted or halted for good (register dump on stderr)
