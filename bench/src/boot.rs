@@ -196,9 +196,11 @@ impl ConsoleLines {
                     .trim_end_matches('\r')
                     .to_owned();
                 self.partial.clear();
-                self.tail.push(line.clone());
-                if self.tail.len() > TAIL_LINES {
-                    self.tail.remove(0);
+                if !clean_line(&line).is_empty() {
+                    self.tail.push(line.clone());
+                    if self.tail.len() > TAIL_LINES {
+                        self.tail.remove(0);
+                    }
                 }
                 done.push(line);
             } else {
@@ -213,12 +215,18 @@ impl ConsoleLines {
         String::from_utf8_lossy(&self.partial).into_owned()
     }
 
-    /// The last `TAIL_LINES` lines, the unterminated rest included when it is not blank.
+    /// The last `TAIL_LINES` non-blank lines, the unterminated rest included, without
+    /// escape sequences.
     pub(crate) fn tail(&self) -> Vec<String> {
-        let mut t = self.tail.clone();
-        let rest = self.partial();
-        if !rest.trim().is_empty() {
-            t.push(rest.trim_end_matches('\r').to_owned());
+        let mut t: Vec<String> = self
+            .tail
+            .iter()
+            .map(|l| clean_line(l))
+            .filter(|l| !l.is_empty())
+            .collect();
+        let rest = clean_line(&self.partial());
+        if !rest.is_empty() {
+            t.push(rest);
         }
         let skip = t.len().saturating_sub(TAIL_LINES);
         t.split_off(skip)
@@ -270,6 +278,43 @@ struct RunTimes {
 struct RunFailure {
     what: String,
     tail: Vec<String>,
+    /// The engine's own word on why it stopped (see `stderr_hint`), if it said anything.
+    stderr: Option<String>,
+}
+
+/// `l` without terminal escape sequences (ESC [ ... final letter) and other control
+/// characters, trimmed: console and stderr lines as a report shows them.
+fn clean_line(l: &str) -> String {
+    let mut out = String::new();
+    let mut chars = l.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            // CSI: ESC [ parameters final-letter (colours, cursor moves, ESC[6n queries).
+            for d in chars.by_ref() {
+                if d.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else if !c.is_control() || c == '\t' {
+            out.push(c);
+        }
+    }
+    out.trim().to_owned()
+}
+
+/// The line of an engine's stderr that best says why it stopped: vx's first `vx:` line
+/// (triple fault, timeout, bad option), else the last non-blank line.
+fn stderr_hint(text: &str) -> Option<String> {
+    let lines: Vec<String> = text
+        .lines()
+        .map(clean_line)
+        .filter(|l| !l.is_empty())
+        .collect();
+    lines
+        .iter()
+        .find(|l| l.starts_with("vx:"))
+        .or(lines.last())
+        .cloned()
 }
 
 /// What ended a wait on the console.
@@ -287,6 +332,7 @@ struct Session {
     rx: Receiver<(Instant, Vec<u8>)>,
     console: ConsoleLines,
     log: Option<std::fs::File>,
+    stderr_path: PathBuf,
 }
 
 impl Session {
@@ -322,6 +368,7 @@ impl Session {
             rx,
             console: ConsoleLines::default(),
             log: std::fs::File::create(log_path).ok(),
+            stderr_path: stderr_path.to_path_buf(),
         })
     }
 
@@ -392,7 +439,8 @@ impl Session {
         }
     }
 
-    /// A failure with the console's last lines; kills the process if it still runs.
+    /// A failure with the console's last lines and the stderr hint; kills the process if
+    /// it still runs.
     fn fail(&mut self, what: String) -> RunFailure {
         if matches!(self.child.try_wait(), Ok(None)) {
             let _ = self.child.kill();
@@ -402,6 +450,9 @@ impl Session {
         RunFailure {
             what,
             tail: self.console.tail(),
+            stderr: std::fs::read_to_string(&self.stderr_path)
+                .ok()
+                .and_then(|t| stderr_hint(&t)),
         }
     }
 
@@ -451,6 +502,7 @@ fn run_once(
     let mut s = Session::spawn(cmd, stderr, log).map_err(|what| RunFailure {
         what,
         tail: Vec::new(),
+        stderr: None,
     })?;
     let ready = match s.wait(start + timeout, |l| l.contains(READY_MARKER), None) {
         Ok((at, _)) => at,
@@ -596,11 +648,11 @@ fn render(rows: &[Row], guest: &str, append: &str) -> String {
     for r in rows {
         if let Some(f) = &r.failure {
             line(String::new());
-            line(format!(
-                "{}: {}; last console lines:",
-                r.engine.name(),
-                f.what
-            ));
+            line(format!("{}: {}", r.engine.name(), f.what));
+            if let Some(h) = &f.stderr {
+                line(format!("  its stderr: {h}"));
+            }
+            line("  last console lines:".into());
             if f.tail.is_empty() {
                 line("    (no console output)".into());
             }
@@ -802,7 +854,7 @@ mod tests {
             c.tail(),
             vec!["line 3", "line 4", "line 5", "line 6", "line 7"]
         );
-        c.feed(b"[   12.5] stuck");
+        c.feed(b"\r\n\x1b[2J\r\n[   12.5] stuck\x1b[6n");
         assert_eq!(
             c.tail(),
             vec!["line 4", "line 5", "line 6", "line 7", "[   12.5] stuck"]
@@ -890,6 +942,7 @@ mod tests {
                 failure: Some(RunFailure {
                     what: "did not boot (timeout, 60 s)".into(),
                     tail: vec!["[    0.5] last words".into()],
+                    stderr: Some("vx: the guest triple-faulted (shutdown); registers:".into()),
                 }),
                 skipped: None,
             },
@@ -917,5 +970,21 @@ mod tests {
         assert!(t.contains("| vx-jit | 1 | did not boot (timeout, 60 s) | | | | | |"));
         assert!(t.contains("| qemu | 3 | 11.00 | 10.00-12.00 | 2.50 | 2.00-3.00 | 1.00 | 1.00 |"));
         assert!(t.contains("    [    0.5] last words"));
+        assert!(t.contains("  its stderr: vx: the guest triple-faulted"));
+    }
+
+    #[test]
+    fn test_stderr_hint_prefers_vx_line_and_strips_colour() {
+        let text = "\x1b[33m WARN\x1b[0m cpu::interp: unimplemented fninit\n\
+                    vx: the guest triple-faulted (shutdown); registers:\nRAX=0\n";
+        assert_eq!(
+            stderr_hint(text).as_deref(),
+            Some("vx: the guest triple-faulted (shutdown); registers:")
+        );
+        assert_eq!(
+            stderr_hint("\x1b[33m WARN\x1b[0m x\nlast one\n\n").as_deref(),
+            Some("last one")
+        );
+        assert_eq!(stderr_hint(""), None);
     }
 }
