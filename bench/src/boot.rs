@@ -39,9 +39,9 @@ const MD5_OF_ZEROS: &str = "77377273b0a4b61febdbf7bbf52b9db9";
 /// Iterations of the shell arithmetic loop of the workload.
 const LOOP_ITERATIONS: u32 = 15_000;
 
-/// The command typed into the guest shell: about 1.5 s of md5sum and about 1 s of busybox
-/// ash arithmetic under QEMU TCG on the reference host, then the end marker and the loop's
-/// result on one line.
+/// The command typed into the guest shell: md5sum of zeros from dd, then a busybox ash
+/// arithmetic loop (together about 1.1-1.6 s under QEMU TCG on the reference host, a shared
+/// 2-core EPYC VM), then the end marker and the loop's result on one line.
 fn workload_command() -> String {
     format!(
         "dd if=/dev/zero bs=64k count={count} 2>/dev/null | md5sum; \
@@ -341,18 +341,28 @@ impl Row {
     }
 }
 
-/// The markdown table and the notes under it.
-fn render(rows: &[Row], guest: &str, append: &str) -> String {
+/// The host's 1-minute load average (/proc/loadavg), `?` where unreadable: timings on a
+/// shared host are only comparable at similar load.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|t| t.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".into())
+}
+
+/// The markdown table and the notes under it; `load` is the host load before and after.
+fn render(rows: &[Row], guest: &str, append: &str, load: (&str, &str)) -> String {
     let mut out = String::new();
     let mut line = |l: String| {
         out.push_str(&l);
         out.push('\n');
     };
     line(format!(
-        "Guest: {guest}; kernel command line \"{append}\"; {MEMORY_MIB} MiB."
+        "Guest: {guest}; kernel command line \"{append}\"; {MEMORY_MIB} MiB; host load average {} before, {} after.",
+        load.0, load.1
     ));
     line(String::new());
-    line("| engine | runs | boot median (s) | boot min-max (s) | workload median (s) | workload min-max (s) | boot / qemu | workload / qemu |".into());
+    line("| engine | runs done | boot median (s) | boot min-max (s) | workload median (s) | workload min-max (s) | boot / qemu | workload / qemu |".into());
     line("|---|---:|---:|---|---:|---|---:|---:|".into());
     let qemu = rows.iter().find(|r| r.engine == BootEngine::Qemu);
     let (qb, qw) = (qemu.and_then(Row::boot), qemu.and_then(Row::workload));
@@ -363,9 +373,15 @@ fn render(rows: &[Row], guest: &str, append: &str) -> String {
             continue;
         }
         if let Some(f) = &r.failure {
+            // The runs column counts completed runs; a failure after some says which run.
+            let which = if r.runs.is_empty() {
+                String::new()
+            } else {
+                format!(" in run {}", r.runs.len() + 1)
+            };
             line(format!(
-                "| {name} | {} | {} | | | | | |",
-                r.runs.len() + 1,
+                "| {name} | {} | {}{which} | | | | | |",
+                r.runs.len(),
                 f.what
             ));
             continue;
@@ -446,6 +462,7 @@ pub fn main(args: impl Iterator<Item = String>) -> ExitCode {
         return ExitCode::from(1);
     }
     let timeout = Duration::from_secs_f64(o.timeout);
+    let load_before = load_average();
     let qemu = Qemu::new();
     let mut built = !o.build;
     let mut rows = Vec::new();
@@ -545,7 +562,7 @@ pub fn main(args: impl Iterator<Item = String>) -> ExitCode {
         }
         rows.push(row);
     }
-    let table = render(&rows, &guest, &o.append);
+    let table = render(&rows, &guest, &o.append, (&load_before, &load_average()));
     println!();
     print!("{table}");
     let results = out.join("boot-results.md");
@@ -673,8 +690,8 @@ mod tests {
                 skipped: None,
             },
         ];
-        let t = render(&rows, "flavour amd64", DEFAULT_APPEND);
-        assert!(t.contains("| vx-jit | 1 | did not boot (timeout, 60 s) | | | | | |"));
+        let t = render(&rows, "flavour amd64", DEFAULT_APPEND, ("1.0", "2.0"));
+        assert!(t.contains("| vx-jit | 0 | did not boot (timeout, 60 s) | | | | | |"));
         assert!(t.contains("| qemu | 3 | 11.00 | 10.00-12.00 | 2.50 | 2.00-3.00 | 1.00 | 1.00 |"));
         assert!(t.contains("    [    0.5] last words"));
         assert!(t.contains("  its stderr: vx: the guest triple-faulted"));
