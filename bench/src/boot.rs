@@ -246,7 +246,7 @@ fn run_once(
     stderr: &Path,
     log: &Path,
 ) -> Result<RunTimes, RunFailure> {
-    let t = |s: &Duration| format!("{:.0} s", s.as_secs_f64());
+    let t = |s: &Duration| format!("{} s", s.as_secs_f64());
     let start = Instant::now();
     let mut s = Session::spawn(cmd, stderr, log).map_err(|what| RunFailure {
         what,
@@ -256,7 +256,7 @@ fn run_once(
     let ready = match s.wait(start + timeout, |l| l.contains(READY_MARKER), None) {
         Ok((at, _)) => at,
         Err(WaitEnd::Timeout) => {
-            return Err(s.fail(format!("did not boot (timeout, {})", t(&timeout))));
+            return Err(s.fail(format!("did not boot (timeout after {})", t(&timeout))));
         }
         Err(WaitEnd::Closed) => {
             let why = s.ended();
@@ -269,7 +269,7 @@ fn run_once(
     if let Err(e) = s.wait(ready + timeout, |_| false, Some("# ")) {
         let what = match e {
             WaitEnd::Timeout => format!(
-                "no shell prompt after {READY_MARKER} (timeout, {})",
+                "no shell prompt after {READY_MARKER} (timeout after {})",
                 t(&timeout)
             ),
             WaitEnd::Closed => format!("{} after {READY_MARKER}, before the prompt", s.ended()),
@@ -284,7 +284,7 @@ fn run_once(
         Ok(r) => r,
         Err(WaitEnd::Timeout) => {
             return Err(s.fail(format!(
-                "workload did not finish (timeout, {})",
+                "workload did not finish (timeout after {})",
                 t(&timeout)
             )));
         }
@@ -312,7 +312,7 @@ fn run_once(
             Err(s.fail(what))
         }
         None => Err(s.fail(format!(
-            "did not exit after poweroff -f (timeout, {})",
+            "did not exit after poweroff -f (timeout after {})",
             t(&timeout)
         ))),
     }
@@ -423,6 +423,10 @@ fn render(rows: &[Row], guest: &str, append: &str, load: (&str, &str)) -> String
             }
             for l in &f.tail {
                 line(format!("    {l}"));
+            }
+            if append.split_whitespace().any(|w| w == "quiet") && f.what.starts_with("did not boot")
+            {
+                line("  (quiet: the kernel printed only warnings; --append without quiet shows its progress)".into());
             }
         }
     }
@@ -664,7 +668,7 @@ mod tests {
                 engine: BootEngine::VxJit,
                 runs: Vec::new(),
                 failure: Some(RunFailure {
-                    what: "did not boot (timeout, 60 s)".into(),
+                    what: "did not boot (timeout after 60 s)".into(),
                     tail: vec!["[    0.5] last words".into()],
                     stderr: Some("vx: the guest triple-faulted (shutdown); registers:".into()),
                 }),
@@ -691,7 +695,7 @@ mod tests {
             },
         ];
         let t = render(&rows, "flavour amd64", DEFAULT_APPEND, ("1.0", "2.0"));
-        assert!(t.contains("| vx-jit | 0 | did not boot (timeout, 60 s) | | | | | |"));
+        assert!(t.contains("| vx-jit | 0 | did not boot (timeout after 60 s) | | | | | |"));
         assert!(t.contains("| qemu | 3 | 11.00 | 10.00-12.00 | 2.50 | 2.00-3.00 | 1.00 | 1.00 |"));
         assert!(t.contains("    [    0.5] last words"));
         assert!(t.contains("  its stderr: vx: the guest triple-faulted"));
