@@ -670,7 +670,7 @@ mod tests {
                 failure: Some(RunFailure {
                     what: "did not boot (timeout after 60 s)".into(),
                     tail: vec!["[    0.5] last words".into()],
-                    stderr: Some("vx: the guest triple-faulted (shutdown); registers:".into()),
+                    stderr: Some("vx: the guest triple-faulted (shutdown)".into()),
                 }),
                 skipped: None,
             },

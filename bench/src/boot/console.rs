@@ -100,18 +100,27 @@ pub(crate) fn clean_line(l: &str) -> String {
 }
 
 /// The line of an engine's stderr that best says why it stopped: vx's first `vx:` line
-/// (triple fault, timeout, bad option), else the last non-blank line.
+/// (triple fault, timeout, bad option; without a trailing "; registers:"), with the last
+/// warning logged before it (an unimplemented instruction, typically); else the last
+/// non-blank line.
 pub(crate) fn stderr_hint(text: &str) -> Option<String> {
     let lines: Vec<String> = text
         .lines()
         .map(clean_line)
         .filter(|l| !l.is_empty())
         .collect();
-    lines
+    let Some(at) = lines.iter().position(|l| l.starts_with("vx:")) else {
+        return lines.last().cloned();
+    };
+    let said = lines[at].trim_end_matches("; registers:");
+    let warned = lines[..at]
         .iter()
-        .find(|l| l.starts_with("vx:"))
-        .or(lines.last())
-        .cloned()
+        .rev()
+        .find(|l| l.starts_with("WARN") || l.starts_with("ERROR"));
+    Some(match warned {
+        Some(w) => format!("{said} (last warning: {w})"),
+        None => said.to_owned(),
+    })
 }
 
 /// What ended a wait on the console.
@@ -329,7 +338,13 @@ mod tests {
                     vx: the guest triple-faulted (shutdown); registers:\nRAX=0\n";
         assert_eq!(
             stderr_hint(text).as_deref(),
-            Some("vx: the guest triple-faulted (shutdown); registers:")
+            Some(
+                "vx: the guest triple-faulted (shutdown) (last warning: WARN cpu::interp: unimplemented fninit)"
+            )
+        );
+        assert_eq!(
+            stderr_hint("vx: --timeout expired; the guest was at 0010:0x1000\n").as_deref(),
+            Some("vx: --timeout expired; the guest was at 0010:0x1000")
         );
         assert_eq!(
             stderr_hint("\x1b[33m WARN\x1b[0m x\nlast one\n\n").as_deref(),
