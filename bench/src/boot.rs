@@ -219,10 +219,7 @@ struct RunTimes {
 
 /// Check the workload's output: the md5 line and the loop's result on the marker line.
 fn check_workload(lines: &[String]) -> Result<(), String> {
-    if !lines
-        .iter()
-        .any(|l| l.trim_start().starts_with(MD5_OF_ZEROS))
-    {
+    if !lines.iter().any(|l| l.contains(MD5_OF_ZEROS)) {
         return Err(format!(
             "workload: no md5sum line {MD5_OF_ZEROS} in its output"
         ));
@@ -699,5 +696,93 @@ mod tests {
         assert!(t.contains("| qemu | 3 | 11.00 | 10.00-12.00 | 2.50 | 2.00-3.00 | 1.00 | 1.00 |"));
         assert!(t.contains("    [    0.5] last words"));
         assert!(t.contains("  its stderr: vx: the guest triple-faulted"));
+    }
+
+    /// Run `script` under the host's sh as a stand-in guest: its stdout is the console,
+    /// its stdin the keyboard, exactly as a VM's serial console on pipes.
+    fn fake_guest(name: &str, script: &str, timeout: f64) -> Result<RunTimes, RunFailure> {
+        let dir = std::env::temp_dir().join(format!("vx-bench-boot-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", script]);
+        let r = run_once(
+            cmd,
+            Duration::from_secs_f64(timeout),
+            &dir.join("stderr"),
+            &dir.join("console"),
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+        r
+    }
+
+    /// Boots, prompts, runs the typed workload with the host's dd, md5sum and sh, and
+    /// exits 0 on `poweroff -f`.
+    const GOOD_GUEST: &str = "echo 'vx-init: mounted proc'; echo VX-GUEST-READY; printf '/ # '; \
+        read -r cmd; eval \"$cmd\"; printf '/ # '; read -r off; \
+        [ \"$off\" = 'poweroff -f' ] && exit 0; exit 9";
+
+    #[test]
+    fn test_run_once_times_a_good_guest() {
+        let t = fake_guest("good", GOOD_GUEST, 30.0).map_err(|f| f.what);
+        let t = t.expect("the stand-in guest passes");
+        assert!(t.boot >= 0.0 && t.boot < 30.0);
+        assert!(t.workload > 0.0 && t.workload < 30.0);
+    }
+
+    #[test]
+    fn test_run_once_reports_early_exit_with_stderr() {
+        let f = fake_guest(
+            "early",
+            "echo '[    0.1] Decompressing'; echo 'vx: the guest triple-faulted (shutdown); registers:' >&2; exit 3",
+            30.0,
+        )
+        .expect_err("no ready line");
+        assert_eq!(f.what, "did not boot (exit status 3 before VX-GUEST-READY)");
+        assert_eq!(f.tail, vec!["[    0.1] Decompressing"]);
+        assert_eq!(
+            f.stderr.as_deref(),
+            Some("vx: the guest triple-faulted (shutdown)")
+        );
+    }
+
+    #[test]
+    fn test_run_once_reports_boot_timeout_with_last_lines() {
+        let f = fake_guest(
+            "hang",
+            "for i in 1 2 3 4 5 6 7; do echo \"[    $i.0] step $i\"; done; printf 'stuck'; exec sleep 30",
+            0.5,
+        )
+        .expect_err("never ready");
+        assert_eq!(f.what, "did not boot (timeout after 0.5 s)");
+        assert_eq!(
+            f.tail,
+            vec![
+                "[    4.0] step 4",
+                "[    5.0] step 5",
+                "[    6.0] step 6",
+                "[    7.0] step 7",
+                "stuck"
+            ]
+        );
+    }
+
+    #[test]
+    fn test_run_once_rejects_wrong_result_and_bad_exit() {
+        // The loop's result is off by one: the wait ends at the marker, the check fails.
+        let f = fake_guest(
+            "wrong",
+            "echo VX-GUEST-READY; printf '# '; read -r cmd; m=VX-BENCH; \
+             echo '77377273b0a4b61febdbf7bbf52b9db9  -'; echo $m-DONE 1; exec sleep 30",
+            10.0,
+        )
+        .expect_err("wrong result");
+        assert!(
+            f.what.starts_with("workload: the loop gave '1'"),
+            "{}",
+            f.what
+        );
+        let f = fake_guest("exit1", &GOOD_GUEST.replace("exit 0", "exit 1"), 30.0)
+            .expect_err("exit status 1");
+        assert_eq!(f.what, "exit status 1 after poweroff -f (expected 0)");
     }
 }

@@ -3,6 +3,7 @@
 //! the console tail and stderr line a failure report shows. Terminal escapes are stripped as
 //! ECMA-48 §5.4 control sequences (ESC [ parameters, then a final letter).
 
+use std::collections::VecDeque;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -136,6 +137,10 @@ pub(crate) struct Session {
     child: Child,
     stdin: Option<ChildStdin>,
     rx: Receiver<(Instant, Vec<u8>)>,
+    /// Complete lines read but not yet looked at by a `wait`.
+    pending: VecDeque<String>,
+    /// When the newest console bytes were read.
+    last_read: Instant,
     console: ConsoleLines,
     log: Option<std::fs::File>,
     stderr_path: PathBuf,
@@ -176,6 +181,8 @@ impl Session {
             child,
             stdin,
             rx,
+            pending: VecDeque::new(),
+            last_read: Instant::now(),
             console: ConsoleLines::default(),
             log: std::fs::File::create(log_path).ok(),
             stderr_path: stderr_path.to_path_buf(),
@@ -193,6 +200,18 @@ impl Session {
     ) -> Result<(Instant, Vec<String>), WaitEnd> {
         let mut seen = Vec::new();
         loop {
+            // Lines and a prompt that came with an earlier read count first: one read often
+            // carries the marker line and the prompt after it.
+            while let Some(line) = self.pending.pop_front() {
+                let hit = done(&line);
+                seen.push(line);
+                if hit {
+                    return Ok((self.last_read, seen));
+                }
+            }
+            if prompt.is_some_and(|p| self.console.partial().contains(p)) {
+                return Ok((self.last_read, seen));
+            }
             let left = deadline.saturating_duration_since(Instant::now());
             let (at, bytes) = match self.rx.recv_timeout(left) {
                 Ok(c) => c,
@@ -202,16 +221,8 @@ impl Session {
             if let Some(log) = &mut self.log {
                 let _ = log.write_all(&bytes);
             }
-            for line in self.console.feed(&bytes) {
-                let hit = done(&line);
-                seen.push(line);
-                if hit {
-                    return Ok((at, seen));
-                }
-            }
-            if prompt.is_some_and(|p| self.console.partial().contains(p)) {
-                return Ok((at, seen));
-            }
+            self.last_read = at;
+            self.pending.extend(self.console.feed(&bytes));
         }
     }
 
