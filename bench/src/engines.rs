@@ -154,6 +154,11 @@ impl Vx {
             accel,
         }
     }
+
+    /// The vx binary this engine runs (`root/target/release/vx`).
+    pub fn bin(&self) -> &Path {
+        &self.bin
+    }
 }
 
 impl Engine for Vx {
@@ -243,6 +248,11 @@ impl Qemu {
         Qemu {
             bin: which("qemu-system-x86_64"),
         }
+    }
+
+    /// Where qemu-system-x86_64 is, when it is on PATH.
+    pub fn bin(&self) -> Option<&Path> {
+        self.bin.as_deref()
     }
 }
 

@@ -4,8 +4,10 @@
 //!
 //! Usage: `cargo run --release -p vx-bench -- [--quick] [--runs N] [--passes N]
 //! [--crc-passes N] [--engines vx,vx-jit,qemu,bochs] [--no-build]`; `vx-bench kvm [...]` runs the KVM / interpreter /
-//! JIT comparison of kvm.rs instead. See docs/benchmarks.md.
+//! JIT comparison of kvm.rs instead; `vx-bench boot [...]` the Linux boot of boot.rs. See
+//! docs/benchmarks.md.
 
+mod boot;
 mod crc_sieve;
 mod engines;
 mod guest64;
@@ -111,6 +113,9 @@ struct Row {
 fn main() -> ExitCode {
     if std::env::args().nth(1).as_deref() == Some("kvm") {
         return kvm::main(std::env::args().skip(2));
+    }
+    if std::env::args().nth(1).as_deref() == Some("boot") {
+        return boot::main(std::env::args().skip(2));
     }
     let o = parse_args();
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
