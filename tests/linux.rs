@@ -248,3 +248,10 @@ fn test_debian_boots_to_a_shell_on_the_jit() {
 fn test_debian_cloud_boots_to_a_shell_on_the_jit() {
     boot_to_shell("jit", "cloud-amd64", std::time::Duration::from_secs(600));
 }
+
+/// The same on the interpreter (the cloud flavour: its LZ4 kernel decompresses faster than
+/// the XZ one); several times slower than the JIT.
+#[test]
+fn test_debian_cloud_boots_to_a_shell_on_the_interpreter() {
+    boot_to_shell("interp", "cloud-amd64", std::time::Duration::from_secs(1200));
+}
