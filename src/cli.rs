@@ -20,6 +20,7 @@ Exit status:
   2    bad command line or unusable input file
   3    the guest triple-faulted or halted for good (register dump on stderr)
   124  --timeout expired
+  128+n  vx received signal n (SIGTERM, SIGINT, SIGHUP)
   70   internal host failure
 
 On an interactive console, Ctrl-A x quits and Ctrl-A h lists the escapes.";

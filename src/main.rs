@@ -5,6 +5,7 @@ mod cli;
 mod console;
 mod info;
 mod run;
+mod signals;
 
 use clap::Parser;
 

@@ -120,6 +120,7 @@ pub fn run(args: &RunArgs, builtin: Option<Vec<u8>>) -> Result<i32, Failure> {
         },
         message: e.to_string(),
     })?;
+    crate::signals::forward_to(board.control());
     let start = match &linux {
         Some((image, initrd)) => {
             let rsdp = firmware::install_acpi(board.ram()).map_err(|e| Failure {
@@ -191,7 +192,7 @@ pub fn run(args: &RunArgs, builtin: Option<Vec<u8>>) -> Result<i32, Failure> {
                 vcpu.get_state().dump()
             );
         }
-        StopReason::Timeout => {
+        StopReason::Timeout | StopReason::Signal(_) => {
             // Say where the guest was, so a hang is not silent (on KVM, a vCPU stuck in the
             // guest shows no exits but the kick that stopped it).
             let st = vcpu.get_state();
@@ -202,8 +203,12 @@ pub fn run(args: &RunArgs, builtin: Option<Vec<u8>>) -> Result<i32, Failure> {
                 .filter(|(k, v)| k.contains("exit") && *v > 0)
                 .map(|(k, v)| format!("{k} {v}"))
                 .collect();
+            let why = match reason {
+                StopReason::Signal(n) => format!("stopped by signal {n}"),
+                _ => "--timeout expired".to_string(),
+            };
             eprintln!(
-                "vx: --timeout expired; the guest was at {:04x}:{:#x} ({}-bit code{}) after {} instructions{}",
+                "vx: {why}; the guest was at {:04x}:{:#x} ({}-bit code{}) after {} instructions{}",
                 st.seg[1].selector,
                 st.rip,
                 st.code_bitness(),

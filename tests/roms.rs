@@ -263,6 +263,49 @@ mod tests {
         assert_usage_error(&["run", "--bios", &rom.arg(), "--timeout", "-1"], "-1");
     }
 
+    /// SIGTERM stops the guest like --timeout does: a line saying where it was, status 143.
+    #[test]
+    fn test_vx_sigterm_stops_with_status_143_and_says_where() {
+        let f = common::TempFile::new("term.rom", &common::reset_vector_rom(&[0xeb, 0xfe]));
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_vx"))
+            .args([
+                "run",
+                "--accel",
+                "interp",
+                "--serial",
+                "none",
+                "--bios",
+                &f.arg(),
+            ])
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn vx");
+        // Wait until vx blocks SIGTERM for its signal thread (Linux's /proc shows the mask), so
+        // the signal does not arrive before vx is ready for it.
+        let blocked = || {
+            std::fs::read_to_string(format!("/proc/{}/status", child.id()))
+                .ok()
+                .and_then(|s| {
+                    let line = s.lines().find(|l| l.starts_with("SigBlk:"))?.to_string();
+                    u64::from_str_radix(line["SigBlk:".len()..].trim(), 16).ok()
+                })
+                .is_some_and(|m| m & (1 << (libc::SIGTERM - 1)) != 0)
+        };
+        let t0 = std::time::Instant::now();
+        while !blocked() && t0.elapsed() < std::time::Duration::from_secs(30) {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        // SAFETY: kill(2) on the pid of a child this test owns.
+        let sent = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        assert_eq!(sent, 0);
+        let out = child.wait_with_output().expect("wait");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(143), "stderr: {stderr}");
+        assert!(stderr.contains("stopped by signal 15"), "stderr: {stderr}");
+        assert!(stderr.contains("f000:0xfff0"), "stderr: {stderr}");
+    }
+
     #[test]
     fn test_vx_timeout_expires_with_status_124() {
         // jmp $ at the reset vector: spins forever.

@@ -20,6 +20,8 @@ pub enum StopReason {
     TripleFault,
     /// HLT with nothing that could ever wake the processor.
     HaltedForever,
+    /// The host sent vx this termination signal (SIGTERM, SIGINT, SIGHUP).
+    Signal(i32),
 }
 
 impl StopReason {
@@ -30,6 +32,8 @@ impl StopReason {
             StopReason::PowerOff | StopReason::UserQuit => 0,
             StopReason::Timeout => 124,
             StopReason::TripleFault | StopReason::HaltedForever => 3,
+            // The shell's convention for a process ended by signal n.
+            StopReason::Signal(n) => 128 + n,
         }
     }
 }
