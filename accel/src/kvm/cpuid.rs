@@ -2,7 +2,9 @@
 //! intersected with what this host's KVM can virtualize (KVM_GET_SUPPORTED_CPUID, KVM API doc
 //! §4.46), so a guest sees the same processor on KVM as on the software engines.
 
-use kvm_bindings::{CpuId, KVM_MAX_CPUID_ENTRIES, kvm_cpuid_entry2};
+use kvm_bindings::{
+    CpuId, KVM_CPUID_FLAG_SIGNIFCANT_INDEX, KVM_MAX_CPUID_ENTRIES, kvm_cpuid_entry2,
+};
 use kvm_ioctls::Kvm;
 
 use super::KvmError;
@@ -41,6 +43,19 @@ fn find(entries: &[kvm_cpuid_entry2], leaf: u32, index: u32) -> Option<&kvm_cpui
         .find(|e| e.function == leaf && e.index == index)
 }
 
+/// What KVM's guest must not be told about time, because KVM without an in-kernel irqchip
+/// cannot honour it: the TSC-deadline timer (KVM keeps IA32_TSC_DEADLINE to itself and has no
+/// local APIC to fire it; the board's LAPIC timer in one-shot/periodic mode works through MMIO
+/// exits), and the 1 GHz TSC/crystal of leaves 0x15/0x16 (the TSC runs at the host's rate on
+/// KVM; without the leaves Linux calibrates the TSC and the LAPIC timer itself).
+fn kvm_time_profile(leaf: u32, r: &mut [u32; 4]) {
+    match leaf {
+        1 => r[2] &= !cpu::cpuid::ecx1::TSC_DEADLINE,
+        0x15 | 0x16 => *r = [0; 4],
+        _ => {}
+    }
+}
+
 /// The guest's CPUID table: every leaf of vx's profile, feature bits ANDed with `supported`
 /// (KVM_GET_SUPPORTED_CPUID), and the list of profile bits the host could not provide.
 pub fn guest_cpuid(supported: &[kvm_cpuid_entry2]) -> (Vec<kvm_cpuid_entry2>, Vec<DroppedBits>) {
@@ -50,40 +65,55 @@ pub fn guest_cpuid(supported: &[kvm_cpuid_entry2]) -> (Vec<kvm_cpuid_entry2>, Ve
     let max_ext = cpu::cpuid::cpuid(0x8000_0000, 0)[0];
     let leaves = (0..=max_basic).chain(0x8000_0000..=max_ext);
     for leaf in leaves {
-        let mut r = cpu::cpuid::cpuid(leaf, 0);
-        for &reg in feature_regs(leaf) {
-            let host = find(supported, leaf, 0)
-                .map(|e| [e.eax, e.ebx, e.ecx, e.edx][reg])
-                .unwrap_or(0);
-            let missing = r[reg] & !host;
-            if missing != 0 {
-                dropped.push(DroppedBits {
-                    leaf,
-                    reg,
-                    mask: missing,
-                });
+        // Leaves whose subleaf (ECX) selects what they describe get one entry per subleaf,
+        // flagged so KVM matches on the index too: 4 (caches, up to the null entry) and 7.
+        let subleaves: &[u32] = match leaf {
+            4 => &[0, 1, 2, 3],
+            7 => &[0],
+            _ => &[0],
+        };
+        let flags = if matches!(leaf, 4 | 7) {
+            KVM_CPUID_FLAG_SIGNIFCANT_INDEX
+        } else {
+            0
+        };
+        for &index in subleaves {
+            let mut r = cpu::cpuid::cpuid(leaf, index);
+            for &reg in feature_regs(leaf) {
+                let host = find(supported, leaf, 0)
+                    .map(|e| [e.eax, e.ebx, e.ecx, e.edx][reg])
+                    .unwrap_or(0);
+                let missing = r[reg] & !host;
+                if missing != 0 {
+                    dropped.push(DroppedBits {
+                        leaf,
+                        reg,
+                        mask: missing,
+                    });
+                }
+                r[reg] &= host;
             }
-            r[reg] &= host;
-        }
-        if leaf == 0x8000_0008 {
-            // Never promise more physical address bits than the host has.
-            if let Some(h) = find(supported, leaf, 0) {
-                let host_bits = h.eax & 0xff;
-                if host_bits != 0 && host_bits < (r[0] & 0xff) {
-                    r[0] = (r[0] & !0xff) | host_bits;
+            if leaf == 0x8000_0008 {
+                // Never promise more physical address bits than the host has.
+                if let Some(h) = find(supported, leaf, 0) {
+                    let host_bits = h.eax & 0xff;
+                    if host_bits != 0 && host_bits < (r[0] & 0xff) {
+                        r[0] = (r[0] & !0xff) | host_bits;
+                    }
                 }
             }
+            kvm_time_profile(leaf, &mut r);
+            out.push(kvm_cpuid_entry2 {
+                function: leaf,
+                index,
+                flags,
+                eax: r[0],
+                ebx: r[1],
+                ecx: r[2],
+                edx: r[3],
+                padding: [0; 3],
+            });
         }
-        out.push(kvm_cpuid_entry2 {
-            function: leaf,
-            index: 0,
-            flags: 0,
-            eax: r[0],
-            ebx: r[1],
-            ecx: r[2],
-            edx: r[3],
-            padding: [0; 3],
-        });
     }
     (out, dropped)
 }
@@ -168,15 +198,49 @@ mod tests {
         let (table, dropped) = guest_cpuid(&host);
         assert!(dropped.is_empty());
         for e in &table {
+            let mut want = cpu::cpuid::cpuid(e.function, e.index);
+            kvm_time_profile(e.function, &mut want);
             assert_eq!(
                 [e.eax, e.ebx, e.ecx, e.edx],
-                cpu::cpuid::cpuid(e.function, 0),
-                "leaf {:#x}",
-                e.function
+                want,
+                "leaf {:#x}.{}",
+                e.function,
+                e.index
             );
         }
         assert!(table.iter().any(|e| e.function == 0));
         assert!(table.iter().any(|e| e.function == 0x8000_0004));
+        // The cache leaf has one entry per subleaf, matched on the index.
+        let caches: Vec<_> = table.iter().filter(|e| e.function == 4).collect();
+        assert_eq!(caches.len(), 4);
+        assert!(
+            caches
+                .iter()
+                .all(|e| e.flags == KVM_CPUID_FLAG_SIGNIFCANT_INDEX)
+        );
+        assert_eq!(
+            [caches[3].eax, caches[3].ebx],
+            [0, 0],
+            "the null entry ends the list"
+        );
+    }
+
+    /// KVM without an in-kernel irqchip cannot fire the TSC-deadline timer, and its TSC does
+    /// not run at the profile's 1 GHz: the guest is told neither.
+    #[test]
+    fn test_guest_cpuid_hides_tsc_deadline_and_the_tsc_frequency_on_kvm() {
+        let host = [entry(1, !0, !0), entry(0x8000_0001, !0, !0)];
+        let (table, _) = guest_cpuid(&host);
+        let leaf = |f: u32| table.iter().find(|e| e.function == f).expect("leaf");
+        assert_eq!(leaf(1).ecx & cpu::cpuid::ecx1::TSC_DEADLINE, 0);
+        assert_ne!(
+            cpu::cpuid::cpuid(1, 0)[2] & cpu::cpuid::ecx1::TSC_DEADLINE,
+            0
+        );
+        for f in [0x15, 0x16] {
+            let e = leaf(f);
+            assert_eq!([e.eax, e.ebx, e.ecx, e.edx], [0; 4], "leaf {f:#x}");
+        }
     }
 
     #[test]
