@@ -29,6 +29,8 @@ pub mod lower_flagops;
 pub mod lower_mov;
 pub mod lower_mul;
 pub mod lower_shift;
+pub mod lower_sse;
+pub mod lower_sse_int;
 pub mod lower_stack;
 pub mod lower_xchg;
 pub mod offsets;
