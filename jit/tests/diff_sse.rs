@@ -406,6 +406,51 @@ mod tests {
         assert!(faulted < n, "every case faulted");
     }
 
+    /// A glibc-like string loop (unaligned loads, compare, mask, logic, aligned store) runs
+    /// entirely in generated code (the final HLT is the only fallback step), and the result
+    /// matches the interpreter.
+    #[test]
+    fn test_sse_string_loop_runs_without_fallbacks() {
+        let code = asm(|a| {
+            let mut top = a.create_label();
+            a.mov(r13d, 200u32)?;
+            a.pxor(xmm1, xmm1)?;
+            a.set_label(&mut top)?;
+            a.movdqu(xmm0, xmmword_ptr(r15 + r12 + 3))?;
+            a.pcmpeqb(xmm0, xmm1)?;
+            a.pmovmskb(eax, xmm0)?;
+            a.por(xmm2, xmm0)?;
+            a.pminub(xmm3, xmmword_ptr(r15 + r12))?;
+            a.movdqa(xmmword_ptr(r15 + 0x1000), xmm3)?;
+            a.add(rbx, rax)?;
+            a.add(r12, 16)?;
+            a.and(r12, 0xff0)?;
+            a.dec(r13d)?;
+            a.jnz(top)?;
+            a.hlt()
+        });
+        let (mut st, data, _) = random_state(7);
+        st.cr0 &= !(cr::CR0_TS | cr::CR0_EM);
+        st.cr4 |= cr::CR4_OSFXSR;
+        st.gpr[12] = 0;
+        st.gpr[3] = 0;
+        let (a, _) = run_interp(guest(&code, &data), &st);
+        let ram = guest(&code, &data);
+        let (b, _, v) = run_jit(ram, &st);
+        assert_eq!(diff_states(&a, &b), Vec::<String>::new());
+        assert_eq!(a.fpu.xmm, b.fpu.xmm);
+        assert_ne!(
+            a.gpr[3], 0,
+            "no zero byte found: the test data is not what it should be"
+        );
+        let stats = cpu::Vcpu::stats(&v).counters;
+        let get = |name: &str| stats.iter().find(|(k, _)| k == name).map_or(0, |c| c.1);
+        // The final HLT is the only instruction the interpreter runs.
+        assert_eq!(get("fallback steps"), 1);
+        assert_eq!(get("fallback hlt"), 1);
+        assert!(get("jit instructions") > 200 * 10);
+    }
+
     #[test]
     fn test_diff_sse_random() {
         run_cases(1, cases(3000), jit::JitOptions::default());
