@@ -13,6 +13,7 @@
 pub mod cache;
 pub mod codegen;
 pub mod codemem;
+pub mod cross_page;
 pub mod ctx;
 pub mod decode;
 pub mod dump;
