@@ -19,7 +19,7 @@ mod tests {
         put(0, &[0x41, 0xbd, 3, 0, 0, 0]); // mov r13d, 3
         put(6, &[0xb8, 1, 0, 0, 0]); // top: mov eax, 1
         put(11, &[0x01, 0xc3]); // add ebx, eax
-        let rel = (0xffd - (13 + 5)) as i32;
+        let rel: i32 = 0xffd - (13 + 5);
         put(13, &[0xe9]); // jmp 0xffd
         put(14, &rel.to_le_bytes());
         // 0xffd: mov byte [rip + d], 5 (7 bytes, ends at 0x1004) targets offset 7.
