@@ -240,6 +240,7 @@ impl Engine {
         let result = match fallback {
             Some(id) => {
                 let insn = self.cache.blocks[id as usize].insn;
+                let insn = crate::cross_page::full_insn(&mut self.interp, insn);
                 *self.stats.fallbacks.entry(insn.mnemonic()).or_insert(0) += 1;
                 let w = crate::fallback::writes(&mut self.info, &insn, self.interp.state());
                 let rdi = self.interp.state().gpr[cpu::state::gpr::RDI];

@@ -13,6 +13,7 @@
 pub mod cache;
 pub mod codegen;
 pub mod codemem;
+pub mod cross_page;
 pub mod ctx;
 pub mod decode;
 pub mod dump;
@@ -29,6 +30,8 @@ pub mod lower_flagops;
 pub mod lower_mov;
 pub mod lower_mul;
 pub mod lower_shift;
+pub mod lower_sse;
+pub mod lower_sse_int;
 pub mod lower_stack;
 pub mod lower_xchg;
 pub mod offsets;

@@ -113,6 +113,9 @@ fn has_mem(i: &Instruction) -> bool {
 /// Whether the JIT translates `i` (decoded in 64-bit mode).
 pub fn supported(i: &Instruction) -> bool {
     use Mnemonic::*;
+    if crate::lower_sse::handles(i.mnemonic()) {
+        return crate::lower_sse::supported(i);
+    }
     if i.has_rep_prefix() || i.has_repne_prefix() || !operands_ok(i) {
         return false;
     }
@@ -296,6 +299,7 @@ pub fn lower(t: &mut Translator, ins: &Insn) -> Flow {
     use Mnemonic::*;
     let m = ins.i.mnemonic();
     match m {
+        _ if crate::lower_sse::handles(m) => crate::lower_sse::lower(t, ins),
         Add | Adc | Sub | Sbb | Cmp | And | Or | Xor | Test | Inc | Dec | Neg | Not => {
             crate::lower_alu::lower(t, ins)
         }

@@ -27,6 +27,16 @@ pub const RIP: i32 = offset_of!(CpuState, rip) as i32;
 /// Offset of RFLAGS in `CpuState`.
 pub const RFLAGS: i32 = offset_of!(CpuState, rflags) as i32;
 
+/// Offset of CR0 in `CpuState`.
+pub const CR0: i32 = offset_of!(CpuState, cr0) as i32;
+/// Offset of CR4 in `CpuState`.
+pub const CR4: i32 = offset_of!(CpuState, cr4) as i32;
+
+/// Offset of XMM register `n` (16 bytes, little-endian) in `CpuState`.
+pub const fn xmm(n: usize) -> i32 {
+    (offset_of!(CpuState, fpu) + offset_of!(cpu::state::FpuState, xmm) + n * 16) as i32
+}
+
 /// Offset of the base of segment register `n` (encoding order) in `CpuState`.
 pub const fn seg_base(n: usize) -> i32 {
     (offset_of!(CpuState, seg) + n * size_of::<Segment>() + offset_of!(Segment, base)) as i32

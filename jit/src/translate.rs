@@ -153,6 +153,8 @@ pub struct Translator<'a, 'b> {
     /// The environment.
     pub env: BlockEnv,
     next_slot: usize,
+    /// The block's SSE availability check was emitted (`lower_sse`).
+    pub sse_checked: bool,
 }
 
 impl std::fmt::Debug for Translator<'_, '_> {
@@ -256,6 +258,7 @@ pub fn build(
         sigs,
         env,
         next_slot: 0,
+        sse_checked: false,
     };
     let ended = t.lower_all(plan);
     if !ended {
