@@ -65,11 +65,14 @@ pub struct JitOptions {
     pub hot_threshold: u32,
 }
 
+/// The default hot threshold (see `JitOptions::hot_threshold` for how it was chosen).
+pub const DEFAULT_HOT_THRESHOLD: u32 = 200;
+
 impl Default for JitOptions {
     fn default() -> JitOptions {
         JitOptions {
             code_space: codegen::ARENA_SIZE,
-            hot_threshold: 1,
+            hot_threshold: DEFAULT_HOT_THRESHOLD,
         }
     }
 }
@@ -81,7 +84,16 @@ impl JitOptions {
             .ok()
             .and_then(|v| v.parse().ok());
         JitOptions {
-            hot_threshold: hot.unwrap_or(1),
+            hot_threshold: hot.unwrap_or(DEFAULT_HOT_THRESHOLD),
+            ..JitOptions::default()
+        }
+    }
+
+    /// Translate every block on its first execution (hot threshold 1): what tests use to
+    /// cover generated code fully.
+    pub fn eager() -> JitOptions {
+        JitOptions {
+            hot_threshold: 1,
             ..JitOptions::default()
         }
     }
@@ -100,14 +112,14 @@ impl JitVcpu {
         JitVcpu::with_options(ram, JitOptions::from_env())
     }
 
-    /// A vCPU whose code generations hold `bytes` of code each (at least 512 KiB): tests use
-    /// a small one to make generation flushes happen.
+    /// A vCPU whose code generations hold `bytes` of code each (at least 512 KiB), translating
+    /// every block at once: tests use a small one to make generation flushes happen.
     pub fn with_code_space(ram: GuestRam, bytes: usize) -> Result<JitVcpu, JitError> {
         JitVcpu::with_options(
             ram,
             JitOptions {
                 code_space: bytes,
-                ..JitOptions::default()
+                ..JitOptions::eager()
             },
         )
     }
@@ -190,6 +202,8 @@ impl Vcpu for JitVcpu {
             ("code page writes".into(), s.code_page_writes),
             ("blocks invalidated".into(), c.invalidated),
             ("page revalidations".into(), c.revalidations),
+            ("code epoch bumps".into(), self.core.ctx().code_epoch),
+            ("run calls".into(), s.runs),
             ("faults".into(), s.faults),
             ("stores left to interp".into(), s.interp_exits),
         ];
