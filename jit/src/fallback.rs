@@ -161,20 +161,16 @@ impl WriteWatch {
             self.unknown = true;
             return;
         }
-        if let Some(port) = out_port(i, st) {
-            if !port_without_dma(port) {
-                self.unknown = true;
-            }
+        if out_port(i, st).is_some_and(|p| !port_without_dma(p)) {
+            self.unknown = true;
         }
         let string_store = matches!(m, Movsb | Movsw | Movsq | Stosb | Stosw | Stosd | Stosq)
             || (m == Movsd && i.is_string_instruction())
             || matches!(m, Insb | Insw | Insd);
         for k in 0..i.op_count() {
             match i.op_kind(k) {
-                OpKind::Memory => {
-                    if (k == 0 && !reads_op0(m)) || m == Xchg {
-                        self.explicit(i, st, k);
-                    }
+                OpKind::Memory if (k == 0 && !reads_op0(m)) || m == Xchg => {
+                    self.explicit(i, st, k);
                 }
                 OpKind::MemoryESRDI if string_store => {
                     self.string = i.memory_size().size().max(1) as u64;
@@ -219,11 +215,13 @@ impl WriteWatch {
 }
 
 impl StepWatch for WriteWatch {
+    #[inline]
     fn before(&mut self, st: &CpuState, i: &Instruction) {
         self.rsp = st.gpr[gpr::RSP];
         self.note(i, st);
     }
 
+    #[inline]
     fn after(&mut self, st: &CpuState, _i: &Instruction) {
         if self.pushes {
             let rsp = st.gpr[gpr::RSP];

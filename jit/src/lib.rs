@@ -59,14 +59,19 @@ pub struct JitOptions {
     /// Code space per code generation, in bytes.
     pub code_space: usize,
     /// Executions of a block before it is translated; until then the interpreter runs it
-    /// (with the same tracking of writes to translated code as fallbacks). 1 translates on
-    /// first execution. Translating costs about 300 µs per block (release build), so code
-    /// that runs only a few times is cheaper to interpret.
+    /// (its decoded-block cache, with the writes tracked by `fallback::WriteWatch`). 1
+    /// translates on first execution. Translating costs 300-500 µs per block (release build,
+    /// Cranelift dominates), so code that runs only a few times is cheaper to interpret.
+    ///
+    /// The default (1000) was measured on the Debian cloud-amd64 boot to `VX-GUEST-READY`
+    /// (shared, noisy 2-core machine, seconds per run): 50: 13.0 13.8; 200: 10.4 12.6 12.3
+    /// 11.7; 1000: 10.9 10.4 9.4 10.0; 3000: 10.7 12.7; 1 (translate at once): 35-42 before
+    /// the interpreter-speed cold path, worse after it.
     pub hot_threshold: u32,
 }
 
 /// The default hot threshold (see `JitOptions::hot_threshold` for how it was chosen).
-pub const DEFAULT_HOT_THRESHOLD: u32 = 200;
+pub const DEFAULT_HOT_THRESHOLD: u32 = 1000;
 
 impl Default for JitOptions {
     fn default() -> JitOptions {

@@ -47,7 +47,7 @@ impl Interp {
     /// `run_batch` does), calling `w` around each instruction. For engines on top of the
     /// interpreter: the caller makes sure no single-step trap (TF), RF, interrupt shadow or
     /// tracing is pending; the block's own instructions may set them (the block then ends).
-    pub fn run_block_watched(&mut self, io: &dyn VmIo, w: &mut dyn StepWatch) -> WatchedRun {
+    pub fn run_block_watched<W: StepWatch>(&mut self, io: &dyn VmIo, w: &mut W) -> WatchedRun {
         let mut cx = Cx {
             st: &mut self.st,
             tlb: &mut self.tlb,
