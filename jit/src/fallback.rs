@@ -23,7 +23,9 @@ use crate::engine::{Engine, Next};
 /// operands and the registers around it (no iced-x86 `InstructionInfo`): the explicit memory
 /// destination (operand 0 of every writing form, XCHG's memory operand), string stores from
 /// RDI before and after, and implicit stack pushes (PUSH, CALL, ENTER, PUSHF) from RSP before
-/// and after. The analysis errs towards "written": a read taken for a write only costs a
+/// and after. Software interrupts (their frame), OUTs to ports that may start a DMA, string
+/// stores through EDI/DI, MASKMOV*, and memory operands without a size (XSAVE) count as
+/// unknown: the code epoch is bumped. The analysis errs towards "written": a read taken for a write only costs a
 /// look at the code-page map.
 #[derive(Debug, Default)]
 pub struct WriteWatch {
@@ -161,7 +163,10 @@ impl WriteWatch {
             self.unknown = true;
             return;
         }
-        if out_port(i, st).is_some_and(|p| !port_without_dma(p)) {
+        // INT n / INT1 / INT3 / INTO push an interrupt frame onto a stack the IDT/TSS choose.
+        if matches!(m, Int | Int1 | Int3 | Into)
+            || out_port(i, st).is_some_and(|p| !port_without_dma(p))
+        {
             self.unknown = true;
         }
         let string_store = matches!(m, Movsb | Movsw | Movsq | Stosb | Stosw | Stosd | Stosq)
@@ -208,6 +213,11 @@ impl WriteWatch {
             let off = (off << (64 - bits)) as i64 >> (64 - bits);
             let byte = lin.wrapping_add((off >> 3) as u64) & !(size - 1);
             self.ranges.push((byte, size));
+            return;
+        }
+        if i.mnemonic() == Pop {
+            // POP m computes an RSP-based address after incrementing RSP (SDM Vol. 2B POP).
+            self.ranges.push((lin, 2 * size));
             return;
         }
         self.ranges.push((lin, size));
