@@ -251,6 +251,13 @@ impl Engine {
         self.sync_flags(ctx);
         let before = self.interp.instructions();
         let result = match fallback {
+            Some(id) if self.cache.blocks[id as usize].insn.is_invalid() => {
+                // The instruction crosses the page end (the block decoder saw only its first
+                // part) or is invalid: the interpreter fetches it whole, and the watch sees
+                // it decoded.
+                *self.stats.fallbacks.entry(Mnemonic::INVALID).or_insert(0) += 1;
+                return self.run_cold(ctx, io);
+            }
             Some(id) => {
                 let insn = self.cache.blocks[id as usize].insn;
                 *self.stats.fallbacks.entry(insn.mnemonic()).or_insert(0) += 1;
