@@ -187,6 +187,11 @@ impl Cache {
         self.map.get(key).copied()
     }
 
+    /// Whether no page holds translated code.
+    pub fn is_empty(&self) -> bool {
+        self.pages.is_empty()
+    }
+
     /// Whether the guest-physical page `page` holds translated code.
     pub fn is_code_page(&self, page: u64) -> bool {
         self.pages.contains_key(&page)
@@ -345,22 +350,21 @@ impl Cache {
         let Some(p) = self.pages.get(&page) else {
             return;
         };
+        // Only the blocks' bytes are read back (no copy of the whole page).
         let mut now = [0u8; 4096];
-        if !ram.read(page, &mut now) {
-            // Not RAM any more: drop everything on it.
-            for x in p.blocks.clone() {
-                self.invalidate_block(ctx, x);
+        let mut gone = false;
+        let mut changed = Vec::new();
+        for &x in &p.blocks {
+            let differs = spans(&self.blocks[x as usize].ranges).any(|(o, e)| {
+                if !ram.read(page + o as u64, &mut now[o..e]) {
+                    gone = true;
+                }
+                now[o..e] != p.snapshot[o..e]
+            });
+            if differs || gone {
+                changed.push(x);
             }
-            return;
         }
-        let changed: Vec<u32> = p
-            .blocks
-            .iter()
-            .copied()
-            .filter(|&x| {
-                spans(&self.blocks[x as usize].ranges).any(|(o, e)| now[o..e] != p.snapshot[o..e])
-            })
-            .collect();
         for x in changed {
             self.invalidate_block(ctx, x);
         }

@@ -72,6 +72,9 @@ fn isa() -> Result<OwnedTargetIsa, JitError> {
     // VX_JIT_OPT=none|speed (default speed): Cranelift's optimization level, for measuring.
     let opt = std::env::var("VX_JIT_OPT").unwrap_or_else(|_| "speed".into());
     set(&mut fb, "opt_level", &opt)?;
+    // VX_JIT_REGALLOC=backtracking|single_pass: Cranelift's register allocator, for measuring.
+    let ra = std::env::var("VX_JIT_REGALLOC").unwrap_or_else(|_| "backtracking".into());
+    set(&mut fb, "regalloc_algorithm", &ra)?;
     set(&mut fb, "use_colocated_libcalls", "false")?;
     set(&mut fb, "is_pic", "false")?;
     // Cranelift's x64 tail calls (block chaining) rely on frame pointers.

@@ -72,17 +72,18 @@ pub fn decode(page: &[u8], rip: u64) -> Plan {
         if i.is_invalid() {
             break;
         }
-        if !crate::lower::supported(&i) {
+        let asz = u32::from(cpu::interp::decode::address_size(
+            &page[off..off + i.len()],
+            64,
+        ));
+        // A bit string's address arithmetic wraps at the address size: 64-bit only.
+        if !crate::lower::supported(&i) || (asz != 8 && crate::lower::bit_string(&i)) {
             stopped_at = Some(i.mnemonic());
             if insns.is_empty() {
                 first_len = i.len();
             }
             break;
         }
-        let asz = u32::from(cpu::interp::decode::address_size(
-            &page[off..off + i.len()],
-            64,
-        ));
         seen.push(pc);
         let target =
             (i.op_kind(0) == iced_x86::OpKind::NearBranch64).then(|| i.near_branch_target());

@@ -25,6 +25,8 @@ use crate::translate::{self, BlockEnv, Plan, exit};
 pub const BATCH: i64 = 1 << 16;
 /// Instructions the interpreter runs per turn when the JIT cannot (16/32-bit code).
 const INTERP_BATCH: u32 = 256;
+/// Entries of the table counting executions of blocks not translated yet.
+const HEAT_SLOTS: usize = 1 << 16;
 
 /// Engine counters for `--stats`.
 #[derive(Clone, Debug, Default)]
@@ -63,6 +65,8 @@ pub struct Stats {
     pub interp_exits: u64,
     /// Code generations started (the first included).
     pub generations: u64,
+    /// Calls of `run` (each bumps the code epoch: devices ran meanwhile).
+    pub runs: u64,
 }
 
 /// What the run loop does next.
@@ -108,14 +112,17 @@ pub struct Engine {
     pub wtlb_phys: Box<[u64]>,
     /// Run everything on the interpreter (tracing).
     pub interp_only: bool,
-    /// Reusable iced-x86 instruction-info factory (fallback write analysis).
-    pub info: iced_x86::InstructionInfoFactory,
+    /// What the instructions run on the interpreter wrote (`fallback::WriteWatch`).
+    pub watch: crate::fallback::WriteWatch,
+    /// A reusable buffer for the watch's ranges.
+    pub ranges_buf: Vec<(u64, u64)>,
     arena: usize,
     /// Executions before a block is translated (1: at once); before that it runs on the
     /// interpreter (`fallback::run_cold`).
     hot_threshold: u32,
-    /// Executions so far of blocks not translated yet.
-    heat: std::collections::HashMap<Key, u32, std::hash::BuildHasherDefault<crate::cache::Fx>>,
+    /// Executions so far of blocks not translated yet: a direct-mapped table of (key hash,
+    /// count); a collision restarts the count (it only delays a translation).
+    heat: Box<[(u64, u32)]>,
     kicker: Kicker,
     last_gen: u64,
     last_mode: u64,
@@ -150,9 +157,10 @@ impl Engine {
             },
             wtlb_phys: vec![0; TLB_ENTRIES].into_boxed_slice(),
             interp_only: false,
-            info: iced_x86::InstructionInfoFactory::new(),
+            watch: Default::default(),
+            ranges_buf: Vec::new(),
             hot_threshold: opts.hot_threshold.max(1),
-            heat: Default::default(),
+            heat: vec![(0, 0); HEAT_SLOTS].into_boxed_slice(),
             kicker,
             last_gen: u64::MAX,
             last_mode: u64::MAX,
@@ -165,13 +173,17 @@ impl Engine {
 
     /// Count one more execution of the untranslated block at `key`: whether it is hot now.
     fn is_hot(&mut self, key: Key) -> bool {
-        if self.heat.len() > 1 << 20 {
-            self.heat.clear();
+        use std::hash::{Hash, Hasher};
+        let mut h = crate::cache::Fx::default();
+        key.hash(&mut h);
+        let tag = h.finish() | 1;
+        let slot = &mut self.heat[(tag >> 20) as usize % HEAT_SLOTS];
+        if slot.0 != tag {
+            *slot = (tag, 0);
         }
-        let c = self.heat.entry(key).or_insert(0);
-        *c += 1;
-        if *c >= self.hot_threshold {
-            self.heat.remove(&key);
+        slot.1 += 1;
+        if slot.1 >= self.hot_threshold {
+            *slot = (0, 0);
             true
         } else {
             false
@@ -202,6 +214,7 @@ impl Engine {
     /// outside (device DMA, the board loading images).
     pub fn begin_run(&mut self, ctx: &mut JitCtx) {
         ctx.code_epoch += 1;
+        self.stats.runs += 1;
         ctx.exit_slot = 0;
         self.pending_link = None;
         ctx.state = self.interp.state_ptr();
@@ -238,16 +251,18 @@ impl Engine {
         self.sync_flags(ctx);
         let before = self.interp.instructions();
         let result = match fallback {
+            Some(id) if self.cache.blocks[id as usize].insn.is_invalid() => {
+                // The instruction crosses the page end (the block decoder saw only its first
+                // part) or is invalid: the interpreter fetches it whole, and the watch sees
+                // it decoded.
+                *self.stats.fallbacks.entry(Mnemonic::INVALID).or_insert(0) += 1;
+                return self.run_cold(ctx, io);
+            }
             Some(id) => {
                 let insn = self.cache.blocks[id as usize].insn;
                 let insn = crate::cross_page::full_insn(&mut self.interp, insn);
                 *self.stats.fallbacks.entry(insn.mnemonic()).or_insert(0) += 1;
-                let w = crate::fallback::writes(&mut self.info, &insn, self.interp.state());
-                let rdi = self.interp.state().gpr[cpu::state::gpr::RDI];
-                let r = self.interp.step(io);
-                let retired = self.interp.instructions() != before;
-                self.after_fallback(ctx, w, rdi, retired);
-                r
+                self.step_watched(ctx, io, &insn)
             }
             None => {
                 let single = self.interp_only || self.interp.state().in_64bit_mode();
@@ -288,14 +303,14 @@ impl Engine {
         }
         self.check_translation_state(ctx);
         let st = self.interp.state();
-        // Single-stepping, the one-instruction interrupt shadow and RF (which lasts for one
-        // instruction) are the interpreter's business.
-        if self.interp_only
-            || !st.in_64bit_mode()
-            || st.rflags & (fl::TF | fl::RF) != 0
-            || st.interrupt_shadow
-        {
+        // Single-stepping is the interpreter's business, and so are the one-instruction
+        // interrupt shadow and RF (which lasts for one instruction): the interpreter's block
+        // runs through them.
+        if self.interp_only || !st.in_64bit_mode() || st.rflags & fl::TF != 0 {
             return self.step_interp(ctx, io, None);
+        }
+        if st.rflags & fl::RF != 0 || st.interrupt_shadow {
+            return self.run_cold(ctx, io);
         }
         let rip = st.rip;
         if !cpu::interp::cx::canonical(rip) {
@@ -397,7 +412,7 @@ impl Engine {
         let fresh = Codegen::new(self.arena)?;
         let old = std::mem::replace(&mut self.cg, fresh);
         self.cache = Cache::default();
-        self.heat.clear();
+        self.heat.fill((0, 0));
         ctx.flush_jc();
         ctx.exit_slot = 0;
         self.pending_link = None;

@@ -62,17 +62,25 @@ pub struct JitOptions {
     /// Code space per code generation, in bytes.
     pub code_space: usize,
     /// Executions of a block before it is translated; until then the interpreter runs it
-    /// (with the same tracking of writes to translated code as fallbacks). 1 translates on
-    /// first execution. Translating costs about 300 µs per block (release build), so code
-    /// that runs only a few times is cheaper to interpret.
+    /// (its decoded-block cache, with the writes tracked by `fallback::WriteWatch`). 1
+    /// translates on first execution. Translating costs 300-500 µs per block (release build,
+    /// Cranelift dominates), so code that runs only a few times is cheaper to interpret.
+    ///
+    /// The default (1000) was measured on the Debian cloud-amd64 boot to `VX-GUEST-READY`
+    /// (shared, noisy 2-core machine, seconds per run): 50: 13.0 13.8; 200: 10.4 12.6 12.3
+    /// 11.7; 1000: 10.9 10.4 9.4 10.0; 3000: 10.7 12.7; 1 (translate at once): 35-42 before
+    /// the interpreter-speed cold path, worse after it.
     pub hot_threshold: u32,
 }
+
+/// The default hot threshold (see `JitOptions::hot_threshold` for how it was chosen).
+pub const DEFAULT_HOT_THRESHOLD: u32 = 1000;
 
 impl Default for JitOptions {
     fn default() -> JitOptions {
         JitOptions {
             code_space: codegen::ARENA_SIZE,
-            hot_threshold: 1,
+            hot_threshold: DEFAULT_HOT_THRESHOLD,
         }
     }
 }
@@ -84,7 +92,16 @@ impl JitOptions {
             .ok()
             .and_then(|v| v.parse().ok());
         JitOptions {
-            hot_threshold: hot.unwrap_or(1),
+            hot_threshold: hot.unwrap_or(DEFAULT_HOT_THRESHOLD),
+            ..JitOptions::default()
+        }
+    }
+
+    /// Translate every block on its first execution (hot threshold 1): what tests use to
+    /// cover generated code fully.
+    pub fn eager() -> JitOptions {
+        JitOptions {
+            hot_threshold: 1,
             ..JitOptions::default()
         }
     }
@@ -103,14 +120,14 @@ impl JitVcpu {
         JitVcpu::with_options(ram, JitOptions::from_env())
     }
 
-    /// A vCPU whose code generations hold `bytes` of code each (at least 512 KiB): tests use
-    /// a small one to make generation flushes happen.
+    /// A vCPU whose code generations hold `bytes` of code each (at least 512 KiB), translating
+    /// every block at once: tests use a small one to make generation flushes happen.
     pub fn with_code_space(ram: GuestRam, bytes: usize) -> Result<JitVcpu, JitError> {
         JitVcpu::with_options(
             ram,
             JitOptions {
                 code_space: bytes,
-                ..JitOptions::default()
+                ..JitOptions::eager()
             },
         )
     }
@@ -193,6 +210,8 @@ impl Vcpu for JitVcpu {
             ("code page writes".into(), s.code_page_writes),
             ("blocks invalidated".into(), c.invalidated),
             ("page revalidations".into(), c.revalidations),
+            ("code epoch bumps".into(), self.core.ctx().code_epoch),
+            ("run calls".into(), s.runs),
             ("faults".into(), s.faults),
             ("stores left to interp".into(), s.interp_exits),
         ];

@@ -116,8 +116,18 @@ pub fn supported(i: &Instruction) -> bool {
     if crate::lower_sse::handles(i.mnemonic()) {
         return crate::lower_sse::supported(i);
     }
-    if i.has_rep_prefix() || i.has_repne_prefix() || !operands_ok(i) {
+    if i.has_rep_prefix() || i.has_repne_prefix() {
         return false;
+    }
+    if !operands_ok(i) {
+        // MOV r, Sreg (the one form with a segment register the JIT translates).
+        return i.mnemonic() == Mnemonic::Mov
+            && i.op_count() == 2
+            && i.op_kind(0) == OpKind::Register
+            && gpr_reg_ok(i.op_register(0))
+            && i.op_kind(1) == OpKind::Register
+            && i.op_register(1).is_segment_register()
+            && !i.has_lock_prefix();
     }
     // LOCK is valid on read-modify-write instructions with a memory destination (else #UD,
     // which the interpreter raises); one vCPU runs one instruction at a time, so a locked
@@ -155,6 +165,8 @@ pub fn supported(i: &Instruction) -> bool {
     let sized = !has_mem(i) || matches!(mem_size, 1 | 2 | 4 | 8);
     match m {
         Nop | Pause | Endbr64 => true,
+        // Hints only: no fault, no architectural effect (SDM Vol. 2B PREFETCHh).
+        Prefetchnta | Prefetcht0 | Prefetcht1 | Prefetcht2 | Prefetchw => true,
         Lea => i.op_count() == 2 && i.op_kind(0) == OpKind::Register,
         Mov | Add | Adc | Sub | Sbb | Cmp | And | Or | Xor | Test => i.op_count() == 2 && sized,
         Movzx | Movsx | Movsxd => sized && i.op_kind(0) == OpKind::Register,
@@ -164,13 +176,12 @@ pub fn supported(i: &Instruction) -> bool {
                 && (i.op_kind(0) == OpKind::Register || i.op_kind(1) == OpKind::Register)
         }
         Bt | Bts | Btr | Btc => {
-            // A register bit offset on memory addresses outside the operand: interpreter.
-            sized
-                && i.op_count() == 2
-                && !(i.op_kind(0) == OpKind::Memory && i.op_kind(1) == OpKind::Register)
+            // A register bit offset on memory addresses a bit string around the operand
+            // (`bit_string`; decode leaves 32-bit addressing forms to the interpreter).
+            sized && i.op_count() == 2
         }
         Bsf | Bsr => sized && i.op_kind(0) == OpKind::Register && i.op_register(0).size() >= 2,
-        Clc | Stc | Cmc | Cld | Std | Lahf | Sahf => true,
+        Clc | Stc | Cmc | Cld | Std | Lahf | Sahf | Cli => true,
         Leave => i.code() == iced_x86::Code::Leaveq,
         Div | Idiv => sized && i.op_count() == 1,
         Cbw | Cwde | Cdqe | Cwd | Cdq | Cqo => true,
@@ -203,6 +214,15 @@ pub fn supported(i: &Instruction) -> bool {
         _ if is_cmovcc(m) => sized,
         _ => false,
     }
+}
+
+/// BT/BTS/BTR/BTC with a memory operand and a register bit offset (a bit string).
+pub fn bit_string(i: &Instruction) -> bool {
+    matches!(
+        i.mnemonic(),
+        Mnemonic::Bt | Mnemonic::Bts | Mnemonic::Btr | Mnemonic::Btc
+    ) && i.op_kind(0) == OpKind::Memory
+        && i.op_kind(1) == OpKind::Register
 }
 
 /// A conditional near branch (not LOOP/JRCXZ).
@@ -309,7 +329,7 @@ pub fn lower(t: &mut Translator, ins: &Insn) -> Flow {
         }
         Xadd | Cmpxchg => crate::lower_xchg::lower(t, ins),
         Bt | Bts | Btr | Btc | Bsf | Bsr => crate::lower_bit::lower(t, ins),
-        Clc | Stc | Cmc | Cld | Std | Lahf | Sahf => crate::lower_flagops::lower(t, ins),
+        Clc | Stc | Cmc | Cld | Std | Lahf | Sahf | Cli => crate::lower_flagops::lower(t, ins),
         Jmp | Call | Ret => crate::lower_branch::lower(t, ins),
         Shl | Sal | Shr | Sar | Rol | Ror => crate::lower_shift::lower(t, ins),
         Imul | Mul | Div | Idiv => crate::lower_mul::lower(t, ins),

@@ -1,5 +1,6 @@
-//! Bit instructions: BT BTS BTR BTC (register destinations, and memory destinations with an
-//! immediate bit offset), BSF BSR (SDM Vol. 2A). As in the interpreter, BT* change only CF and
+//! Bit instructions: BT BTS BTR BTC (register and memory destinations; a register bit offset
+//! on memory addresses a bit string: the operand-sized word at the operand's address plus
+//! the signed offset divided by the operand width), BSF BSR (SDM Vol. 2A). As in the interpreter, BT* change only CF and
 //! BSF/BSR only ZF (the SDM leaves the others undefined); a zero BSF/BSR source leaves the
 //! whole destination register unchanged.
 
@@ -40,7 +41,21 @@ pub fn lower(t: &mut Translator, ins: &Insn) -> Flow {
         t.patch_flags(ZF, zf);
         return Flow::Next;
     }
-    let dst = t.opnd(ins, 0, size);
+    let mut dst = t.opnd(ins, 0, size);
+    if let (Loc::Mem { lin, ss }, OpKind::Register) = (dst.loc, i.op_kind(1)) {
+        // Bit string: the word at lin + size * (offset SAR log2(bits)) (signed offset).
+        let r = t.opnd(ins, 1, size);
+        let off = t.read(r);
+        let off = if size < 8 {
+            t.b.ins().sextend(types::I64, off)
+        } else {
+            off
+        };
+        let word = t.b.ins().sshr_imm_s(off, i64::from(bits.trailing_zeros()));
+        let delta = t.b.ins().ishl_imm_s(word, i64::from(size.trailing_zeros()));
+        let lin = t.b.ins().iadd(lin, delta);
+        dst.loc = Loc::Mem { lin, ss };
+    }
     let bit = if i.op_kind(1) == OpKind::Register {
         let r = t.opnd(ins, 1, size);
         let v = t.read(r);

@@ -15,7 +15,26 @@ pub fn lower(t: &mut Translator, ins: &Insn) -> Flow {
     let i = &ins.i;
     let m = i.mnemonic();
     match m {
-        Nop | Pause | Endbr64 => {}
+        Nop | Pause | Endbr64 | Prefetchnta | Prefetcht0 | Prefetcht1 | Prefetcht2 | Prefetchw => {}
+        Mov if i.op_kind(1) == iced_x86::OpKind::Register
+            && i.op_register(1).is_segment_register() =>
+        {
+            // MOV r, Sreg: the selector, zero-extended to a 32/64-bit register (SDM Vol. 2B
+            // MOV, "Move Segment Register").
+            let n = (i.op_register(1) as usize) - (iced_x86::Register::ES as usize);
+            let sel = t.b.ins().uload16(
+                cranelift_codegen::ir::types::I64,
+                crate::translate::trusted(),
+                t.st,
+                crate::offsets::seg_selector(n),
+            );
+            let dst = t.opnd(ins, 0, 8);
+            let v = match dst.size {
+                8 => sel,
+                s => t.b.ins().ireduce(crate::translate::ty(s), sel),
+            };
+            t.write(dst, v);
+        }
         Mov => {
             let size = t.osize(ins);
             let dst = t.opnd(ins, 0, size);

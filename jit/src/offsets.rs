@@ -42,6 +42,11 @@ pub const fn seg_base(n: usize) -> i32 {
     (offset_of!(CpuState, seg) + n * size_of::<Segment>() + offset_of!(Segment, base)) as i32
 }
 
+/// Offset of the visible selector of segment register `n` (encoding order) in `CpuState`.
+pub const fn seg_selector(n: usize) -> i32 {
+    (offset_of!(CpuState, seg) + n * size_of::<Segment>() + offset_of!(Segment, selector)) as i32
+}
+
 /// `JitCtx` field offsets.
 pub mod ctx {
     use super::*;

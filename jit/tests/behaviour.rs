@@ -34,6 +34,71 @@ mod tests {
     }
 
     #[test]
+    fn test_mov_from_segment_registers_and_cli_run_translated() {
+        // MOV r32/r64, Sreg zero-extends the selector; MOV r16, Sreg keeps the upper bits
+        // (SDM Vol. 2B MOV). CLI at CPL 0 clears IF (SDM Vol. 2A CLI).
+        let code = asm(|a| {
+            a.mov(rax, -1i64)?;
+            a.mov(rbx, -1i64)?;
+            a.mov(rcx, -1i64)?;
+            a.mov(eax, ss)?;
+            a.mov(bx, cs)?;
+            a.mov(rcx, ds)?;
+            // STI's shadow runs on the interpreter up to the jump; the JIT translates from L.
+            let mut l = a.create_label();
+            a.sti()?;
+            a.nop()?;
+            a.jmp(l)?;
+            a.set_label(&mut l)?;
+            a.cli()?;
+            a.hlt()
+        });
+        let (st, v, _) = same_on_both(&code, &[]);
+        let sel = |n: usize| u64::from(st.seg[n].selector);
+        assert_eq!(st.gpr[0], sel(cpu::state::sreg::SS));
+        assert_eq!(st.gpr[3], 0xffff_ffff_ffff_0000 | sel(cpu::state::sreg::CS));
+        assert_eq!(st.gpr[1], sel(cpu::state::sreg::DS));
+        // CLI at CPL 0 clears IF in generated code.
+        assert_eq!(st.rflags & cpu::state::flags::IF, 0);
+        let stats = cpu::Vcpu::stats(&v);
+        let jit = stats.counters.iter().find(|(k, _)| k == "jit instructions");
+        assert!(jit.is_some_and(|c| c.1 >= 7), "{:?}", stats.counters);
+        let fb = stats.counters.iter().find(|(k, _)| k == "fallback cli");
+        assert!(fb.is_none(), "{:?}", stats.counters);
+    }
+
+    #[test]
+    fn test_bit_string_offsets_and_prefetch_run_translated() {
+        // BTS/BTR/BT with a register bit offset address the word at the operand plus
+        // size * (offset SAR log2(width)), offsets signed (SDM Vol. 2A BT, "bit string").
+        let code = asm(|a| {
+            a.mov(rbx, DATA + 0x100)?;
+            a.prefetcht0(byte_ptr(rbx))?;
+            a.mov(rcx, -1i64)?;
+            a.bts(qword_ptr(rbx), rcx)?; // bit 63 of the qword at DATA+0xf8
+            a.mov(rcx, 130u64)?;
+            a.bts(qword_ptr(rbx), rcx)?; // bit 2 of the qword at DATA+0x110
+            a.mov(edx, -33i32 as u32)?;
+            a.btr(dword_ptr(rbx), edx)?; // bit 31 of the dword at DATA+0xf8
+            a.setc(r8b)?;
+            a.mov(rcx, 130u64)?;
+            a.bt(qword_ptr(rbx), rcx)?;
+            a.setc(r9b)?;
+            a.hlt()
+        });
+        let (st, v, ram) = same_on_both(&code, &[0xff; 0x200]);
+        assert_eq!(st.gpr[8] & 0xff, 1, "BTR saw bit 31 set");
+        assert_eq!(st.gpr[9] & 0xff, 1, "BT sees the bit BTS set");
+        let q = |addr: u64| u64::from_le_bytes(peek(&ram, addr, 8).try_into().expect("8 bytes"));
+        assert_eq!(q(DATA + 0xf8), 0xffff_ffff_7fff_ffff);
+        assert_eq!(q(DATA + 0x110), u64::MAX);
+        // Everything but the HLT ran as generated code.
+        let stats = cpu::Vcpu::stats(&v);
+        let jit = stats.counters.iter().find(|(k, _)| k == "jit instructions");
+        assert_eq!(jit.map(|c| c.1), Some(12), "{:?}", stats.counters);
+    }
+
+    #[test]
     fn test_smc_patch_ahead_in_same_block() {
         // The store rewrites the immediate of an instruction later in the same block.
         let code = asm(|a| {
@@ -196,7 +261,7 @@ mod tests {
         let ram = guest(&code, &[]);
         let mut st = long_mode_state();
         st.rflags |= cpu::state::flags::IF;
-        let mut v = jit::JitVcpu::new(ram).expect("jit");
+        let mut v = jit::JitVcpu::with_options(ram, jit::JitOptions::eager()).expect("jit");
         v.set_state(&st);
         let k = v.kicker();
         let t = std::thread::spawn(move || {

@@ -827,7 +827,7 @@ mod tests {
     /// Compare one case; returns the instructions generated code retired and whether the program
     /// ended in an exception stub.
     fn check(seed: u64, branchy: bool) -> Result<(u64, bool), String> {
-        check_with(seed, branchy, jit::JitOptions::default())
+        check_with(seed, branchy, jit::JitOptions::eager())
     }
 
     fn check_with(seed: u64, branchy: bool, opts: jit::JitOptions) -> Result<(u64, bool), String> {

@@ -164,7 +164,7 @@ pub fn run_interp(ram: GuestRam, st: &CpuState) -> (CpuState, VcpuExit) {
 
 /// Run on the JIT from `st`; returns the vCPU too (for its statistics).
 pub fn run_jit(ram: GuestRam, st: &CpuState) -> (CpuState, VcpuExit, JitVcpu) {
-    run_jit_with(ram, st, jit::JitOptions::default())
+    run_jit_with(ram, st, jit::JitOptions::eager())
 }
 
 /// Run on the JIT with `opts` from `st`.
