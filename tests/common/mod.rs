@@ -59,8 +59,19 @@ pub fn run_image_on(kind: AccelKind, image: &[u8], timeout: Duration) -> Outcome
         trace_post: false,
     })
     .expect("board");
-    let (mut vcpu, _why) = accel::create_vcpu(kind, board.ram().clone(), accel::EntryMode::Real)
-        .unwrap_or_else(|e| panic!("engine {kind:?}: {e}"));
+    // The JIT translates every block on its first execution here (its default waits until a
+    // block is hot and interprets it until then), so the ROMs exercise translated code.
+    let mut vcpu: Box<dyn cpu::Vcpu> = match kind {
+        AccelKind::Jit => Box::new(
+            jit::JitVcpu::with_options(board.ram().clone(), jit::JitOptions::eager())
+                .unwrap_or_else(|e| panic!("engine {kind:?}: {e}")),
+        ),
+        _ => {
+            accel::create_vcpu(kind, board.ram().clone(), accel::EntryMode::Real)
+                .unwrap_or_else(|e| panic!("engine {kind:?}: {e}"))
+                .0
+        }
+    };
     vcpu.set_state(&firmware::reset_state());
     let control = board.control();
     let (done_tx, done_rx) = mpsc::channel::<()>();
