@@ -1,9 +1,8 @@
 //! Instructions that cross a page boundary (SDM Vol. 2A §2.1: up to 15 bytes, fetched from
 //! both pages): block decoding reads one 4 KiB page, so such an instruction decodes there as
-//! invalid and runs as an interpreter fallback. This module decodes it whole, so the
-//! fallback's write analysis (`fallback::writes`) sees what it really writes instead of
-//! treating it as an unknown writer (which bumps the code epoch and makes every page of
-//! translated code be checked against its snapshot again).
+//! invalid. The run loop sends it through the cold path (the interpreter fetches it whole and
+//! the write watch sees what it writes); this module decodes it from both pages so that the
+//! fallback is counted under its real mnemonic in `--stats` rather than as "invalid".
 
 use cpu::Interp;
 use cpu::interp::mmu::Access;

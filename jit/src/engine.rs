@@ -254,13 +254,14 @@ impl Engine {
             Some(id) if self.cache.blocks[id as usize].insn.is_invalid() => {
                 // The instruction crosses the page end (the block decoder saw only its first
                 // part) or is invalid: the interpreter fetches it whole, and the watch sees
-                // it decoded.
-                *self.stats.fallbacks.entry(Mnemonic::INVALID).or_insert(0) += 1;
+                // it decoded. It is counted under its real mnemonic when both pages decode.
+                let insn = self.cache.blocks[id as usize].insn;
+                let insn = crate::cross_page::full_insn(&mut self.interp, insn);
+                *self.stats.fallbacks.entry(insn.mnemonic()).or_insert(0) += 1;
                 return self.run_cold(ctx, io);
             }
             Some(id) => {
                 let insn = self.cache.blocks[id as usize].insn;
-                let insn = crate::cross_page::full_insn(&mut self.interp, insn);
                 *self.stats.fallbacks.entry(insn.mnemonic()).or_insert(0) += 1;
                 self.step_watched(ctx, io, &insn)
             }

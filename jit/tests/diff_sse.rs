@@ -453,7 +453,7 @@ mod tests {
 
     #[test]
     fn test_diff_sse_random() {
-        run_cases(1, cases(3000), jit::JitOptions::default());
+        run_cases(1, cases(3000), jit::JitOptions::eager());
     }
 
     #[test]
