@@ -192,6 +192,15 @@ impl Interp {
                 cx.misc.io_done = false;
                 break;
             }
+            // Between blocks: a kick, or an interrupt the board holds back until IF=1, ends
+            // the batch now rather than after up to `max` instructions.
+            if self.kicker.is_kicked()
+                || (self.kicker.interrupt_window_requested()
+                    && cx.st.rflags & fl::IF != 0
+                    && !cx.st.interrupt_shadow)
+            {
+                break;
+            }
         }
         self.instructions += retired;
         result
