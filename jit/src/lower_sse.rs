@@ -21,7 +21,7 @@ use iced_x86::{EncodingKind, Instruction, Mnemonic, OpKind, Register};
 use cpu::state::cr;
 
 use crate::lower::Flow;
-use crate::offsets::{self, TLB_ENTRIES};
+use crate::offsets;
 use crate::translate::{Insn, Translator, trusted};
 
 /// Flags for 16-byte accesses: never trapping, but not known to be 16-byte aligned (an
@@ -255,26 +255,6 @@ impl Translator<'_, '_> {
         self.interp_if(low);
     }
 
-    /// Probe TLB `base` (`offsets::ctx::RTLB` or `WTLB`) for the 16 bytes at `lin`: the entry
-    /// and whether it maps them all (the tag of the page of the last byte must match, which
-    /// rejects page-crossing accesses).
-    fn probe16(&mut self, lin: Value, base: i32) -> (Value, Value) {
-        let last = self.b.ins().iadd_imm_s(lin, 15);
-        let want = self.b.ins().band_imm_s(last, !0xfff);
-        let sh = self.b.ins().ushr_imm_s(lin, 12 - offsets::TLB_SLOT_SHIFT);
-        let off = self
-            .b
-            .ins()
-            .band_imm_s(sh, ((TLB_ENTRIES - 1) << offsets::TLB_SLOT_SHIFT) as i64);
-        let ent = self.b.ins().iadd(self.ctx, off);
-        let tag = self
-            .b
-            .ins()
-            .load(types::I64, trusted(), ent, base + offsets::TLB_TAG);
-        let hit = self.b.ins().icmp(IntCC::Equal, tag, want);
-        (ent, hit)
-    }
-
     /// The host address of the 16-byte memory operand of `ins`, loaded: the guest page itself
     /// on a TLB hit, else a stack buffer filled by two 8-byte loads through the slow path (in
     /// the interpreter's order: low quadword, then high). `aligned`: the #GP(0) rule applies.
@@ -283,7 +263,7 @@ impl Translator<'_, '_> {
         if aligned {
             self.check_aligned(lin);
         }
-        let (ent, hit) = self.probe16(lin, offsets::ctx::RTLB);
+        let (ent, hit) = self.tlb_probe(lin, 16, offsets::ctx::RTLB);
         let hit_blk = self.b.create_block();
         let miss_blk = self.b.create_block();
         let join = self.b.create_block();
@@ -291,13 +271,7 @@ impl Translator<'_, '_> {
         self.b.ins().brif(hit, hit_blk, &[], miss_blk, &[]);
 
         self.b.switch_to_block(hit_blk);
-        let addend = self.b.ins().load(
-            types::I64,
-            trusted(),
-            ent,
-            offsets::ctx::RTLB + offsets::TLB_ADDEND,
-        );
-        let host = self.b.ins().iadd(lin, addend);
+        let host = self.tlb_host(ent, lin, offsets::ctx::RTLB);
         self.b.ins().jump(join, &Self::arg(host));
 
         self.b.set_cold_block(miss_blk);
@@ -325,20 +299,14 @@ impl Translator<'_, '_> {
         if aligned {
             self.check_aligned(lin);
         }
-        let (ent, hit) = self.probe16(lin, offsets::ctx::WTLB);
+        let (ent, hit) = self.tlb_probe(lin, 16, offsets::ctx::WTLB);
         let hit_blk = self.b.create_block();
         let miss_blk = self.b.create_block();
         let join = self.b.create_block();
         self.b.ins().brif(hit, hit_blk, &[], miss_blk, &[]);
 
         self.b.switch_to_block(hit_blk);
-        let addend = self.b.ins().load(
-            types::I64,
-            trusted(),
-            ent,
-            offsets::ctx::WTLB + offsets::TLB_ADDEND,
-        );
-        let host = self.b.ins().iadd(lin, addend);
+        let host = self.tlb_host(ent, lin, offsets::ctx::WTLB);
         self.b.ins().store(vflags(), v, host, 0);
         self.b.ins().jump(join, &[]);
 

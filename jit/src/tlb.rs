@@ -42,7 +42,7 @@ impl Translator<'_, '_> {
     /// Probe a TLB (`base`: `offsets::ctx::RTLB` or `WTLB`): the entry address and whether
     /// it maps the whole access (a tag match on the page of the access's last byte also
     /// rejects accesses that cross into the next page).
-    fn tlb_probe(&mut self, lin: Value, size: u32, base: i32) -> (Value, Value) {
+    pub(crate) fn tlb_probe(&mut self, lin: Value, size: u32, base: i32) -> (Value, Value) {
         let last = if size > 1 {
             self.b.ins().iadd_imm_s(lin, i64::from(size - 1))
         } else {
@@ -62,6 +62,16 @@ impl Translator<'_, '_> {
             .load(types::I64, trusted(), ent, base + offsets::TLB_TAG);
         let hit = self.b.ins().icmp(IntCC::Equal, tag, want);
         (ent, hit)
+    }
+
+    /// The host address of `lin` on a hit in the TLB entry `ent` of the table at `base`
+    /// (RTLB or WTLB): `lin` plus the entry's addend.
+    pub(crate) fn tlb_host(&mut self, ent: Value, lin: Value, base: i32) -> Value {
+        let addend = self
+            .b
+            .ins()
+            .load(types::I64, trusted(), ent, base + offsets::TLB_ADDEND);
+        self.b.ins().iadd(lin, addend)
     }
 
     /// The load slow path: the helper's value, or the instruction's fault exit.
@@ -90,13 +100,7 @@ impl Translator<'_, '_> {
         self.b.ins().brif(hit, hit_blk, &[], miss_blk, &[]);
 
         self.b.switch_to_block(hit_blk);
-        let addend = self.b.ins().load(
-            types::I64,
-            trusted(),
-            ent,
-            offsets::ctx::RTLB + offsets::TLB_ADDEND,
-        );
-        let host = self.b.ins().iadd(lin, addend);
+        let host = self.tlb_host(ent, lin, offsets::ctx::RTLB);
         let x = self.b.ins().load(ty(size), guest(), host, 0);
         self.b.ins().jump(join, &Self::arg(x));
 
@@ -143,13 +147,7 @@ impl Translator<'_, '_> {
         self.b.ins().brif(hit, hit_blk, &[], miss_blk, &[]);
 
         self.b.switch_to_block(hit_blk);
-        let addend = self.b.ins().load(
-            types::I64,
-            trusted(),
-            ent,
-            offsets::ctx::WTLB + offsets::TLB_ADDEND,
-        );
-        let host = self.b.ins().iadd(lin, addend);
+        let host = self.tlb_host(ent, lin, offsets::ctx::WTLB);
         self.b.ins().store(guest(), v, host, 0);
         self.b.ins().jump(join, &[]);
 
@@ -173,13 +171,7 @@ impl Translator<'_, '_> {
         self.b.ins().brif(hit, hit_blk, &[], miss_blk, &[]);
 
         self.b.switch_to_block(hit_blk);
-        let addend = self.b.ins().load(
-            types::I64,
-            trusted(),
-            ent,
-            offsets::ctx::WTLB + offsets::TLB_ADDEND,
-        );
-        let h = self.b.ins().iadd(lin, addend);
+        let h = self.tlb_host(ent, lin, offsets::ctx::WTLB);
         let x = self.b.ins().load(ty(size), guest(), h, 0);
         let yes = self.b.ins().iconst(types::I8, 1);
         self.b.ins().jump(join, &[x.into(), h.into(), yes.into()]);
