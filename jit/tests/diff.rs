@@ -841,18 +841,14 @@ mod tests {
         if ea != eb {
             diffs.push(format!("exit {ea:?} vs {eb:?}"));
         }
-        for (what, addr, len) in [
-            ("data", DATA, 0x1000usize),
-            ("stack", STACK - 0x1000, 0x1000),
-        ] {
-            let (x, y) = (peek(&ram_i, addr, len), peek(&ram_j, addr, len));
-            if let Some(k) = (0..len).find(|&k| x[k] != y[k]) {
-                diffs.push(format!(
-                    "{what} differs first at +{k:#x}: {:#x} vs {:#x}",
-                    x[k], y[k]
-                ));
-            }
-        }
+        diffs.extend(memory_diffs(
+            &ram_i,
+            &ram_j,
+            &[
+                ("data", DATA, 0x1000usize),
+                ("stack", STACK - 0x1000, 0x1000),
+            ],
+        ));
         if !diffs.is_empty() {
             return Err(format!(
                 "seed {seed} (branchy: {branchy}): interpreter vs JIT:\n  {}\nprogram:\n{}",
@@ -860,19 +856,10 @@ mod tests {
                 listing(&code)
             ));
         }
-        let jit = cpu::Vcpu::stats(&v)
-            .counters
-            .iter()
-            .find(|(k, _)| k == "jit instructions")
-            .map_or(0, |c| c.1);
-        Ok((jit, b.rip >= STUBS && b.rip < STUBS + 0x1000))
-    }
-
-    fn cases(default: u64) -> u64 {
-        std::env::var("VX_DIFF_CASES")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(default)
+        Ok((
+            jit_instructions(&v),
+            b.rip >= STUBS && b.rip < STUBS + 0x1000,
+        ))
     }
 
     fn run_cases(first: u64, n: u64, branchy: bool) {

@@ -211,3 +211,36 @@ pub fn diff_states(a: &CpuState, b: &CpuState) -> Vec<String> {
     }
     d
 }
+
+/// The first differing byte of each named region (`(name, address, length)`) between the
+/// interpreter's RAM `a` and the JIT's RAM `b`, as readable lines.
+pub fn memory_diffs(a: &GuestRam, b: &GuestRam, regions: &[(&str, u64, usize)]) -> Vec<String> {
+    let mut d = Vec::new();
+    for &(what, addr, len) in regions {
+        let (x, y) = (peek(a, addr, len), peek(b, addr, len));
+        if let Some(k) = (0..len).find(|&k| x[k] != y[k]) {
+            d.push(format!(
+                "{what} differs first at +{k:#x}: {:#x} vs {:#x}",
+                x[k], y[k]
+            ));
+        }
+    }
+    d
+}
+
+/// Guest instructions that ran in translated code (the JIT's "jit instructions" counter).
+pub fn jit_instructions(v: &JitVcpu) -> u64 {
+    v.stats()
+        .counters
+        .iter()
+        .find(|(k, _)| k == "jit instructions")
+        .map_or(0, |c| c.1)
+}
+
+/// How many random cases a differential test runs: `VX_DIFF_CASES`, else `default`.
+pub fn cases(default: u64) -> u64 {
+    std::env::var("VX_DIFF_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
