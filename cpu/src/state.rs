@@ -471,6 +471,12 @@ impl CpuState {
         self.cr0 & cr::CR0_PE != 0
     }
 
+    /// Whether an external interrupt can be taken at this instruction boundary: IF set and no
+    /// STI/MOV SS interrupt shadow.
+    pub fn interrupts_enabled(&self) -> bool {
+        self.rflags & flags::IF != 0 && !self.interrupt_shadow
+    }
+
     /// Default code size in bits: 16, 32 or 64.
     pub fn code_bitness(&self) -> u32 {
         if self.in_64bit_mode() {

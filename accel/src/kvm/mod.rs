@@ -860,9 +860,7 @@ impl Vcpu for KvmVcpu {
     fn interrupts_enabled(&self) -> bool {
         match self.ready_for_irq {
             Some(r) => r && self.pending_irq.is_none(),
-            None => {
-                self.shadow.rflags & cpu::state::flags::IF != 0 && !self.shadow.interrupt_shadow
-            }
+            None => self.shadow.interrupts_enabled(),
         }
     }
 

@@ -195,9 +195,7 @@ impl Interp {
             // Between blocks: a kick, or an interrupt the board holds back until IF=1, ends
             // the batch now rather than after up to `max` instructions.
             if self.kicker.is_kicked()
-                || (self.kicker.interrupt_window_requested()
-                    && cx.st.rflags & fl::IF != 0
-                    && !cx.st.interrupt_shadow)
+                || (self.kicker.interrupt_window_requested() && cx.st.interrupts_enabled())
             {
                 break;
             }
@@ -497,7 +495,7 @@ impl Vcpu for Interp {
     }
 
     fn interrupts_enabled(&self) -> bool {
-        self.st.rflags & fl::IF != 0 && !self.st.interrupt_shadow
+        self.st.interrupts_enabled()
     }
 
     fn kicker(&self) -> Kicker {
