@@ -17,7 +17,7 @@ mod table;
 use cpu::state::cr;
 use harness::{BASE_OFF, CODE, Case, DATA, Guest, GuestResult, HANDLERS, Input, Rng};
 use iced_x86::code_asm::*;
-use memmap2::{Mmap, MmapMut};
+use memmap2::Mmap;
 use table::{Elem, Op, RegF, RmF};
 
 fn seed() -> u64 {
@@ -98,10 +98,8 @@ impl HostCode {
             a.assemble(0)
         };
         let code = asm().expect("host snippet assembles");
-        let mut map = MmapMut::map_anon(code.len()).expect("code mapping");
-        map[..code.len()].copy_from_slice(&code);
         HostCode {
-            map: map.make_exec().expect("make the snippet executable"),
+            map: harness::executable(&code),
         }
     }
 

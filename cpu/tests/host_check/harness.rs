@@ -355,6 +355,13 @@ pub struct Host {
     scratch: MmapMut,
 }
 
+/// `code` copied into a fresh executable mapping.
+pub fn executable(code: &[u8]) -> Mmap {
+    let mut map = MmapMut::map_anon(code.len()).expect("code mapping");
+    map[..code.len()].copy_from_slice(code);
+    map.make_exec().expect("make the snippet executable")
+}
+
 /// An executable host snippet for one case.
 pub struct HostCode {
     map: Mmap,
@@ -414,10 +421,8 @@ impl Host {
             a.assemble(0)
         };
         let code = asm().expect("host snippet assembles");
-        let mut map = MmapMut::map_anon(code.len()).expect("code mapping");
-        map[..code.len()].copy_from_slice(&code);
         HostCode {
-            map: map.make_exec().expect("make the snippet executable"),
+            map: executable(&code),
         }
     }
 
